@@ -1,0 +1,55 @@
+# Workflows: the two commands a person types are `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+AZURITE := tools/azurite/node_modules/.bin/azurite-blob
+PYTEST_ARGS ?=
+
+.PHONY: venv run up down test test-faults lint fmt bench migrate clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+$(AZURITE): tools/azurite/package.json
+	npm ci --prefix tools/azurite --no-audit --no-fund --loglevel=error
+	touch $(AZURITE)
+
+run: venv
+	$(BIN)/wf up --foreground
+
+up: venv
+	$(BIN)/wf up
+
+down:
+	@if [ -x $(BIN)/wf ]; then $(BIN)/wf down; else echo "nothing to stop"; fi
+
+test: venv $(AZURITE)
+	$(BIN)/pytest -m "not faults" $(PYTEST_ARGS)
+
+test-faults: venv
+	$(BIN)/pytest -m faults $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy shared services wf
+
+fmt: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: venv
+	$(BIN)/python -m bench
+
+migrate: venv
+	$(BIN)/wf migrate
+
+clean: down
+	rm -rf .run

@@ -1,0 +1,102 @@
+"""The Workflows API (FastAPI)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import Counter, Histogram
+
+from services.api.admin.endpoints import router as admin_router
+from services.api.errors import error_body, install_error_handlers
+from services.api.events.endpoints import router as events_router
+from services.api.state import ApiState
+from services.api.workflows.endpoints import router as workflows_router
+from shared.auth import TokenVerifier
+from shared.config import Settings
+from shared.db.engine import create_engine, create_sessionmaker, database_ready
+from shared.kafka.clients import create_producer
+from shared.keys import keyring_from
+from shared.kafka.topics import ensure_topics
+from shared.sidecar import metrics_response
+
+MAX_BODY_BYTES = 1024 * 1024
+
+REQUESTS = Counter("wf_api_requests_total", "API requests", ["method", "route", "status"])
+LATENCY = Histogram("wf_api_request_seconds", "API request latency", ["method", "route"],
+                    buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.require_infrastructure()
+        engine = create_engine(settings)
+        if settings.kafka_create_topics:
+            await ensure_topics(settings)
+        producer = create_producer(settings)
+        await producer.start()
+        app.state.api = ApiState(
+            settings=settings,
+            engine=engine,
+            sessionmaker=create_sessionmaker(engine),
+            producer=producer,
+            verifier=TokenVerifier(settings),
+            keyring=keyring_from(settings),
+        )
+        try:
+            yield
+        finally:
+            await producer.stop()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Workflows API",
+        version="4.0",
+        description="Event-driven automation for emergency-services departments. "
+        "Every /api/v4 endpoint needs `Authorization: Bearer <JWT>`.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(workflows_router)
+    app.include_router(events_router)
+    app.include_router(admin_router)
+
+    @app.middleware("http")
+    async def limits_and_metrics(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
+            return JSONResponse(error_body("PayloadTooLarge", "The request body is larger than 1 MiB"),
+                                status_code=413)
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
+        REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+        return response
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz(request: Request) -> JSONResponse:
+        state: ApiState = request.app.state.api
+        db = await database_ready(state.engine)
+        kafka = await _kafka_ready(state)
+        ok = db and kafka
+        return JSONResponse({"status": "ok" if ok else "unhealthy", "checks": {"database": db, "kafka": kafka}},
+                            status_code=200 if ok else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return metrics_response()
+
+    return app
+
+
+async def _kafka_ready(state: ApiState) -> bool:
+    try:
+        client = state.producer.client
+        return bool(await client.ready(client.get_random_node()))
+    except Exception:
+        return False

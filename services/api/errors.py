@@ -1,0 +1,108 @@
+"""One error shape everywhere: {"Error": "<MachineCode>", "Message": "...", "Fields": [...]}.
+
+Invalid input is always 400 (never 422), as the spec and CONTRACT.md §4 require.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class AppError(Exception):
+    status_code = 400
+    code = "BadRequest"
+
+    def __init__(self, message: str, *, fields: list[tuple[str, str]] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = fields or []
+        self.headers = headers
+
+
+class BadRequest(AppError):
+    pass
+
+
+class ValidationFailed(AppError):
+    code = "ValidationError"
+
+
+class PlanLimitReached(AppError):
+    code = "PlanLimitReached"
+
+
+class Unauthorized(AppError):
+    status_code = 401
+    code = "Unauthorized"
+
+
+class Forbidden(AppError):
+    status_code = 403
+    code = "Forbidden"
+
+
+class NotFound(AppError):
+    status_code = 404
+    code = "NotFound"
+
+
+class Conflict(AppError):
+    status_code = 409
+    code = "Conflict"
+
+
+class PayloadTooLarge(AppError):
+    status_code = 413
+    code = "PayloadTooLarge"
+
+
+class ServiceUnavailable(AppError):
+    status_code = 503
+    code = "ServiceUnavailable"
+
+
+def error_body(code: str, message: str, fields: list[tuple[str, str]] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"Error": code, "Message": message}
+    if fields:
+        body["Fields"] = [{"Field": f, "Message": m} for f, m in fields]
+    return body
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+def _validation_message(err: dict[str, Any]) -> str:
+    msg = str(err.get("msg", "is invalid"))
+    if err.get("type") == "missing":
+        return "is required"
+    if err.get("type") == "json_invalid":
+        return "request body is not valid JSON"
+    return msg.removeprefix("Value error, ")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def _app_error(_: Request, exc: AppError) -> JSONResponse:
+        return JSONResponse(error_body(exc.code, exc.message, exc.fields), status_code=exc.status_code,
+                            headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = [(_location(tuple(e.get("loc", ()))), _validation_message(e)) for e in exc.errors()]
+        summary = "; ".join(f"{f}: {m}" for f, m in fields[:5])
+        return JSONResponse(error_body("ValidationError", f"The request is invalid: {summary}", fields),
+                            status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "NotFound", 405: "MethodNotAllowed", 401: "Unauthorized", 403: "Forbidden"}
+        return JSONResponse(error_body(codes.get(exc.status_code, "HttpError"), str(exc.detail)),
+                            status_code=exc.status_code, headers=getattr(exc, "headers", None))

@@ -1,0 +1,22 @@
+"""What the API builds at start-up (in the lifespan) and hands to requests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaProducer
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from shared.auth import TokenVerifier
+from shared.config import Settings
+from shared.crypto import Keyring
+
+
+@dataclass
+class ApiState:
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    producer: AIOKafkaProducer
+    verifier: TokenVerifier
+    keyring: Keyring

@@ -1,0 +1,243 @@
+"""Turning one batch of events into runs: the dispatcher's unit of work.
+
+Within one transaction: insert a run per (event, matching workflow), skipping (workflow, EventId)
+pairs that already have one (the database's unique constraint is the idempotency guard); count the
+new runs against the daily cap and the per-minute windows; mark the over-cap ones Failed and the
+deferred ones Pending with a ``next_attempt_on``. After the commit, the runs due now are produced
+to the run topic and marked published. Offsets are committed by the caller only after all that.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import orjson
+from aiokafka import AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from services.dispatcher import metrics
+from services.dispatcher.events import ParsedEvent, PoisonMessage, dead_letter_headers, parse_event
+from services.dispatcher.matching import MatchIndex
+from services.dispatcher.rate_limit import count_daily_runs, take_slots
+from shared.config import Settings
+from shared.enums import EventType, Plan, RunStatus
+from shared.logging import get_logger
+from shared.plans import limits_for
+from shared.runs_outbox import RunToPublish, mark_published, produce_runs
+
+log = get_logger(__name__)
+
+INSERT_RUNS = text(
+    """
+    INSERT INTO workflow_runs (workflow_id, department_id, status, trigger_event_type, event_id, attempt_number,
+                               is_test, input_payload, occurred_on, queued_on)
+    SELECT t.workflow_id, t.department_id, 0, t.event_type, t.event_id, 1, false, CAST(t.payload AS jsonb),
+           t.occurred_on, now()
+    FROM unnest(CAST(:workflow_ids AS int[]), CAST(:department_ids AS int[]), CAST(:event_types AS int[]),
+                CAST(:event_ids AS text[]), CAST(:payloads AS text[]), CAST(:occurred AS timestamptz[]))
+         AS t(workflow_id, department_id, event_type, event_id, payload, occurred_on)
+    JOIN workflows w ON w.workflow_id = t.workflow_id AND w.department_id = t.department_id
+    ON CONFLICT (workflow_id, event_id) DO NOTHING
+    RETURNING workflow_run_id, workflow_id, event_id, queued_on
+    """
+)
+
+SETTLE_RUNS = text(
+    """
+    UPDATE workflow_runs r
+    SET status = t.status, next_attempt_on = t.next_attempt_on, error_message = t.error,
+        completed_on = CASE WHEN t.status = 3 THEN now() END
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS int[]), CAST(:next AS timestamptz[]),
+                CAST(:errors AS text[])) AS t(id, status, next_attempt_on, error)
+    WHERE r.workflow_run_id = t.id
+    """
+)
+
+
+@dataclass(slots=True)
+class NewRun:
+    run_id: int
+    workflow_id: int
+    department_id: int
+    event_type: int
+    order: int
+    queued_on: datetime
+    status: RunStatus = RunStatus.Pending
+    next_attempt_on: datetime | None = None
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class BatchResult:
+    events: int = 0
+    poison: int = 0
+    runs_due: int = 0
+    runs_deferred: int = 0
+    runs_capped: int = 0
+    duplicates: int = 0
+
+
+def daily_cap_message(plan: Plan, cap: int) -> str:
+    return (f"Daily run limit reached: the {plan.value} plan allows {cap} runs per day; "
+            "this run performed no action")
+
+
+class BatchDispatcher:
+    def __init__(self, engine: AsyncEngine, producer: AIOKafkaProducer, settings: Settings,
+                 index: MatchIndex) -> None:
+        self.engine = engine
+        self.producer = producer
+        self.settings = settings
+        self.index = index
+
+    async def handle(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> BatchResult:
+        started = time.perf_counter()
+        result = BatchResult(events=len(records))
+        events: list[ParsedEvent] = []
+        poison: list[PoisonMessage] = []
+        for record in records:
+            parsed = parse_event(record, self.settings.max_event_bytes)
+            (events if isinstance(parsed, ParsedEvent) else poison).append(parsed)  # type: ignore[arg-type]
+        await self._dead_letter(poison)
+        result.poison = len(poison)
+        metrics.EVENTS_CONSUMED.inc(len(records))
+
+        candidates: list[tuple[ParsedEvent, int]] = []
+        for event in events:
+            matched = self.index.match(event.envelope.DepartmentId, int(event.envelope.EventType))
+            if not matched:
+                metrics.EVENTS_UNMATCHED.inc()
+            candidates.extend((event, workflow_id) for workflow_id in matched)
+        if candidates:
+            runs = await self._store(candidates, result)
+            await self._hand_off(runs)
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        metrics.BATCH_SIZE.observe(len(records))
+        return result
+
+    async def _dead_letter(self, poison: Sequence[PoisonMessage]) -> None:
+        if not poison:
+            return
+        futures = []
+        for item in poison:
+            log.warning("event.dead_lettered", reason=item.reason, partition=item.record.partition,
+                        offset=item.record.offset)
+            futures.append(await self.producer.send(
+                self.settings.topic_dlq, value=item.record.value, key=item.record.key,
+                headers=dead_letter_headers(item),
+            ))
+            metrics.DLQ_MESSAGES.labels(item.code).inc()
+        for future in futures:
+            await future
+
+    async def _store(self, candidates: list[tuple[ParsedEvent, int]], result: BatchResult) -> list[NewRun]:
+        # A workflow deleted while this batch was being stored fails the foreign key; retrying re-joins
+        # against the workflows that still exist.
+        for attempt in range(3):
+            try:
+                async with self.engine.begin() as conn:
+                    runs = await self._insert(conn, candidates)
+                    result.duplicates = len(candidates) - len(runs)
+                    await self._apply_limits(conn, runs)
+                    await self._settle(conn, runs)
+                return runs
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _insert(self, conn: AsyncConnection, candidates: list[tuple[ParsedEvent, int]]) -> list[NewRun]:
+        params: dict[str, list[object]] = {k: [] for k in
+                                           ("workflow_ids", "department_ids", "event_types", "event_ids",
+                                            "payloads", "occurred")}
+        order: dict[tuple[int, str], tuple[int, ParsedEvent]] = {}
+        for position, (event, workflow_id) in enumerate(candidates):
+            env = event.envelope
+            params["workflow_ids"].append(workflow_id)
+            params["department_ids"].append(env.DepartmentId)
+            params["event_types"].append(int(env.EventType))
+            params["event_ids"].append(env.EventId)
+            params["payloads"].append(event.payload_json)
+            params["occurred"].append(env.OccurredOn)
+            order.setdefault((workflow_id, env.EventId), (position, event))
+        rows = await conn.execute(INSERT_RUNS, params)
+        runs = []
+        for run_id, workflow_id, event_id, queued_on in rows:
+            position, event = order[(workflow_id, event_id)]
+            runs.append(NewRun(run_id, workflow_id, event.envelope.DepartmentId, int(event.envelope.EventType),
+                               position, queued_on))
+        metrics.EVENTS_DUPLICATE.inc(len(candidates) - len(runs))
+        runs.sort(key=lambda r: r.order)
+        return runs
+
+    async def _apply_limits(self, conn: AsyncConnection, runs: list[NewRun]) -> None:
+        by_department: dict[int, list[NewRun]] = defaultdict(list)
+        for run in runs:
+            by_department[run.department_id].append(run)
+
+        daily_wanted = {}
+        for dep, dep_runs in by_department.items():
+            cap = limits_for(self.index.plan(dep)).daily_runs
+            if cap is not None:
+                daily_wanted[dep] = (len(dep_runs), cap)
+        for dep, allowed in (await count_daily_runs(conn, daily_wanted)).items():
+            plan = self.index.plan(dep)
+            for run in by_department[dep][allowed:]:
+                run.status = RunStatus.Failed
+                run.error = daily_cap_message(plan, daily_wanted[dep][1])
+
+        counted: dict[int, list[NewRun]] = {}
+        for dep, dep_runs in by_department.items():
+            limits = limits_for(self.index.plan(dep))
+            metered = [r for r in dep_runs if r.status is RunStatus.Pending
+                       and EventType(r.event_type) not in limits.rate_exempt_events]
+            if metered:
+                counted[dep] = metered
+        grants = await take_slots(conn, {
+            dep: (len(dep_runs), limits_for(self.index.plan(dep)).executions_per_minute)
+            for dep, dep_runs in counted.items()
+        })
+        for dep, dep_runs in counted.items():
+            grant = grants[dep]
+            for i, run in enumerate(dep_runs):
+                if not grant.due_now(i):
+                    run.next_attempt_on = grant.window_of(i)
+
+    async def _settle(self, conn: AsyncConnection, runs: list[NewRun]) -> None:
+        changed = [r for r in runs if r.status is not RunStatus.Pending or r.next_attempt_on is not None]
+        if changed:
+            await conn.execute(SETTLE_RUNS, {
+                "ids": [r.run_id for r in changed],
+                "statuses": [int(r.status) for r in changed],
+                "next": [r.next_attempt_on for r in changed],
+                "errors": [r.error for r in changed],
+            })
+
+    async def _hand_off(self, runs: list[NewRun]) -> None:
+        due = [RunToPublish(r.run_id, r.department_id) for r in runs
+               if r.status is RunStatus.Pending and r.next_attempt_on is None]
+        capped = [r for r in runs if r.status is RunStatus.Failed]
+        deferred = sum(1 for r in runs if r.next_attempt_on is not None)
+        await produce_runs(self.producer, self.settings, due)
+        for run in capped:
+            await self.producer.send(self.settings.topic_results, key=str(run.department_id).encode(),
+                                     value=orjson.dumps({
+                                         "RunId": run.run_id, "WorkflowId": run.workflow_id,
+                                         "DepartmentId": run.department_id, "Status": int(RunStatus.Failed),
+                                         "IsTest": False, "AttemptNumber": 1,
+                                         "QueuedOn": run.queued_on.isoformat(),
+                                         "CompletedOn": run.queued_on.isoformat(), "ErrorMessage": run.error,
+                                     }))
+        if due:
+            async with self.engine.begin() as conn:
+                await mark_published(conn, [r.run_id for r in due])
+        metrics.RUNS_CREATED.labels("due").inc(len(due))
+        metrics.RUNS_CREATED.labels("deferred").inc(deferred)
+        metrics.RUNS_CREATED.labels("daily_cap").inc(len(capped))

@@ -1,0 +1,65 @@
+"""Parsing events from the topic; anything unusable is a poison message for the dead-letter topic."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+from aiokafka.structs import ConsumerRecord
+from pydantic import ValidationError
+
+from shared.messages import EventEnvelope
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedEvent:
+    envelope: EventEnvelope
+    payload_json: str
+
+
+@dataclass(frozen=True, slots=True)
+class PoisonMessage:
+    record: ConsumerRecord[bytes, bytes]
+    reason: str
+    code: str
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err.get("loc", ())) or "message"
+        what = "is required" if err.get("type") == "missing" else str(err.get("msg", "is invalid"))
+        parts.append(f"{where}: {what.removeprefix('Value error, ')}")
+    return "; ".join(parts)
+
+
+def parse_event(record: ConsumerRecord[bytes, bytes], max_bytes: int) -> ParsedEvent | PoisonMessage:
+    value = record.value
+    if value is None:
+        return PoisonMessage(record, "the message has no value", "empty")
+    if len(value) > max_bytes:
+        return PoisonMessage(record, f"the message is {len(value)} bytes, over the {max_bytes}-byte limit",
+                             "too_large")
+    try:
+        document = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        return PoisonMessage(record, f"not valid UTF-8 JSON: {exc}"[:300], "invalid_json")
+    if not isinstance(document, dict):
+        return PoisonMessage(record, "the message is not a JSON object", "invalid_shape")
+    try:
+        envelope = EventEnvelope.model_validate(document)
+    except ValidationError as exc:
+        return PoisonMessage(record, f"does not match the event envelope: {_describe(exc)}"[:500], "invalid_shape")
+    return ParsedEvent(envelope, orjson.dumps(envelope.Payload).decode())
+
+
+def dead_letter_headers(poison: PoisonMessage) -> list[tuple[str, bytes]]:
+    record = poison.record
+    return [
+        ("wf-dlq-reason", poison.reason.encode()),
+        ("wf-dlq-code", poison.code.encode()),
+        ("wf-original-topic", record.topic.encode()),
+        ("wf-original-partition", str(record.partition).encode()),
+        ("wf-original-offset", str(record.offset).encode()),
+        ("wf-original-timestamp", str(record.timestamp).encode()),
+    ]

@@ -1,0 +1,156 @@
+"""The dispatcher process: the events consumer, the matching index refresher and the scheduler."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.dispatcher import metrics
+from services.dispatcher.batch import BatchDispatcher
+from services.dispatcher.matching import MatchIndex
+from services.dispatcher.scheduler import Scheduler
+from shared.config import Settings
+from shared.db.engine import create_engine, database_ready
+from shared.kafka.batches import BatchLoop
+from shared.kafka.clients import create_consumer, create_producer
+from shared.kafka.topics import ensure_topics
+from shared.logging import get_logger
+from shared.sidecar import SideServer
+
+log = get_logger(__name__)
+
+GROUP_ID = "workflows-dispatcher"
+FULL_RELOAD_S = 300.0
+
+
+class DispatcherService:
+    def __init__(self, settings: Settings, *, side_port: int | None = None) -> None:
+        self.settings = settings
+        self.side_port = settings.dispatcher_port if side_port is None else side_port
+        self.index = MatchIndex()
+        self.engine: AsyncEngine | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self.consumer: AIOKafkaConsumer | None = None
+        self.loop: BatchLoop | None = None
+        self.side: SideServer | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._scheduler_beat = time.monotonic()
+        self._index_beat = time.monotonic()
+
+    async def start(self) -> None:
+        settings = self.settings
+        settings.require_infrastructure()
+        self.engine = create_engine(settings)
+        if settings.kafka_create_topics:
+            await ensure_topics(settings)
+        self.producer = create_producer(settings)
+        await self.producer.start()
+        async with self.engine.connect() as conn:
+            await self.index.load_all(conn)
+        metrics.INDEX_WORKFLOWS.set(len(self.index))
+        self.consumer = create_consumer(settings, settings.topic_events, group_id=GROUP_ID,
+                                        max_records=settings.dispatcher_batch_max)
+        await self.consumer.start()
+        dispatcher = BatchDispatcher(self.engine, self.producer, settings, self.index)
+        self.loop = BatchLoop(self.consumer, dispatcher.handle, max_records=settings.dispatcher_batch_max)
+        self.side = SideServer(self.health, settings.metrics_host, self.side_port)
+        await self.side.start()
+        self._tasks = [
+            asyncio.create_task(self.loop.run(), name="events"),
+            asyncio.create_task(self._refresh_index(), name="index"),
+            asyncio.create_task(self._schedule(), name="scheduler"),
+            asyncio.create_task(self._observe(), name="observe"),
+        ]
+        log.info("dispatcher.started", workflows=len(self.index))
+
+    async def wait(self) -> None:
+        done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            if task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+
+    async def stop(self) -> None:
+        if self.loop is not None:
+            self.loop.stop()
+        for task in self._tasks[1:]:
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=self.settings.shutdown_grace_s)
+        for task in self._tasks:
+            task.cancel()
+        if self.consumer is not None:
+            await self.consumer.stop()  # leaves the group so partitions move at once
+        if self.producer is not None:
+            await self.producer.stop()
+        if self.side is not None:
+            await self.side.stop()
+        if self.engine is not None:
+            await self.engine.dispose()
+
+    async def health(self) -> dict[str, bool]:
+        assert self.engine is not None
+        now = time.monotonic()
+        return {
+            "database": await database_ready(self.engine),
+            "kafka": self.consumer is not None and bool(self.consumer.assignment() is not None),
+            "consumer_loop": self.loop is not None and now - self.loop.heartbeat < 30 and self.loop.healthy,
+            "scheduler": now - self._scheduler_beat < 30,
+        }
+
+    async def _refresh_index(self) -> None:
+        assert self.engine is not None
+        last_full = time.monotonic()
+        while True:
+            await asyncio.sleep(0.25)
+            try:
+                async with self.engine.connect() as conn:
+                    if time.monotonic() - last_full > FULL_RELOAD_S:
+                        await self.index.load_all(conn)
+                        last_full = time.monotonic()
+                    elif await self.index.refresh(conn):
+                        log.info("index.refreshed", workflows=len(self.index))
+                metrics.INDEX_WORKFLOWS.set(len(self.index))
+                self._index_beat = time.monotonic()
+            except Exception as exc:
+                log.warning("index.refresh_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+                await asyncio.sleep(1)
+
+    async def _schedule(self) -> None:
+        assert self.engine is not None and self.producer is not None
+        scheduler = Scheduler(self.engine, self.producer, self.settings)
+        while True:
+            try:
+                released = await scheduler.tick()
+                self._scheduler_beat = time.monotonic()
+                if released:
+                    continue  # more may be due right away
+            except Exception as exc:
+                log.warning("scheduler.tick_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+            await asyncio.sleep(self.settings.scheduler_interval_s)
+
+    async def _observe(self) -> None:
+        assert self.engine is not None
+        scheduler = Scheduler(self.engine, self.producer, self.settings)  # type: ignore[arg-type]
+        while True:
+            await asyncio.sleep(5)
+            with contextlib.suppress(Exception):
+                await scheduler.measure_queue()
+                metrics.CONSUMER_LAG.set(await consumer_lag(self.consumer))
+
+
+async def consumer_lag(consumer: AIOKafkaConsumer | None) -> int:
+    if consumer is None:
+        return 0
+    partitions = list(consumer.assignment())
+    if not partitions:
+        return 0
+    ends = await consumer.end_offsets(partitions)
+    lag = 0
+    for tp in partitions:
+        committed = await consumer.committed(tp)
+        lag += max(0, ends[tp] - (committed or 0))
+    return lag

@@ -1,0 +1,114 @@
+"""The contract between the execution engine and one action implementation.
+
+An action receives everything already rendered and decrypted, performs one side effect,
+and either returns an ``ActionResult`` or raises ``ActionError``. Actions never touch the
+database: daily send quotas go through ``SendQuota``; outbound connections go through the
+``EgressGuard`` in ``ActionDeps``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from shared.egress import EgressGuard
+from shared.enums import ActionType, Plan
+
+
+@dataclass(frozen=True, slots=True)
+class ActionContext:
+    run_id: int
+    step_id: int
+    workflow_id: int
+    department_id: int
+    action_type: ActionType
+    content: str  # the rendered OutputTemplate (at most 256 KB)
+    config: Mapping[str, Any]  # ActionConfig, every string value already rendered
+    credential: Mapping[str, Any] | None  # decrypted canonical credential data (camelCase keys)
+    plan: Plan
+    attempt: int = 1
+
+    @property
+    def idempotency_key(self) -> str:
+        """Stable across retries and redeliveries of the same step of the same run."""
+        return f"wf-run-{self.run_id}-step-{self.step_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    message: str  # what the run log's ActionResult shows a person, e.g. "HTTP 201: {...}"
+
+
+class ActionError(Exception):
+    """A step that did not succeed.
+
+    ``permanent`` errors (validation, most 4xx, authentication, missing credential, SMTP 5xx)
+    fail the run without retrying; transient ones are retried with backoff. ``retry_after``
+    is a server's hint (Retry-After) in seconds, honoured within a bound by the engine.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        permanent: bool,
+        retry_after: float | None = None,
+        result: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.permanent = permanent
+        self.retry_after = retry_after
+        self.result = result  # optional ActionResult text, e.g. "HTTP 503"
+
+
+def permanent(message: str, *, result: str | None = None) -> ActionError:
+    return ActionError(message, permanent=True, result=result)
+
+
+def transient(message: str, *, retry_after: float | None = None, result: str | None = None) -> ActionError:
+    return ActionError(message, permanent=False, retry_after=retry_after, result=result)
+
+
+class SendQuota(Protocol):
+    """Daily send limits per department and channel (emails, SMS), shared by every executor."""
+
+    async def reserve(self, count: int) -> None:
+        """Reserve ``count`` messages for today; raises a permanent ActionError naming the limit."""
+
+    async def release(self, count: int) -> None:
+        """Give back a reservation whose send did not happen."""
+
+
+class UnlimitedQuota:
+    async def reserve(self, count: int) -> None:
+        return None
+
+    async def release(self, count: int) -> None:
+        return None
+
+
+@dataclass(slots=True)
+class ActionSettings:
+    """Per-action tunables and provider base URLs (configurable for regional edges and tests)."""
+
+    http_timeout_s: float = 30.0
+    smtp_timeout_s: float = 30.0
+    upload_timeout_s: float = 120.0
+    twilio_base_url: str = "https://api.twilio.com"
+    box_api_base_url: str = "https://api.box.com"
+    box_upload_base_url: str = "https://upload.box.com"
+    dropbox_api_base_url: str = "https://api.dropboxapi.com"
+    dropbox_content_base_url: str = "https://content.dropboxapi.com"
+    max_retry_after_s: float = 600.0
+
+
+@dataclass(slots=True)
+class ActionDeps:
+    egress: EgressGuard
+    settings: ActionSettings = field(default_factory=ActionSettings)
+    quota: SendQuota = field(default_factory=UnlimitedQuota)
+
+
+Action = Callable[[ActionContext, ActionDeps], Awaitable[ActionResult]]

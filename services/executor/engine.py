@@ -1,0 +1,273 @@
+"""Performing one run: steps in order, each at most once per run, then Completed/Retrying/Failed.
+
+- The run is claimed with a lease; a heartbeat renews it while steps run, and each step first
+  renews it explicitly, which is also where cancellation is noticed (a Cancelled run cannot be
+  renewed), so a cancelled run performs nothing more.
+- The ledger (run_step_ledger) records each step's outcome together with its log row; a retry, a
+  redelivered message or a second executor never performs a completed step again.
+- A failed step does not stop the following steps (independent notifications still go out); the
+  run retries only the steps without an outcome, after base × 2^(attempt−1) s plus up to 10 % jitter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from services.executor import metrics
+from services.executor.actions.base import (
+    ActionContext,
+    ActionDeps,
+    ActionError,
+    ActionResult,
+    ActionSettings,
+    SendQuota,
+    UnlimitedQuota,
+)
+from services.executor.quota import DailySendQuota
+from services.executor.registry import ACTIONS
+from services.executor.store import ClaimedRun, RunDefinition, RunStore, StepDefinition
+from shared.action_configs import ActionConfigError, coerce_rendered, parse_action_config
+from shared.config import Settings
+from shared.crypto import DecryptionError, Keyring, credential_aad
+from shared.egress import EgressGuard
+from shared.enums import ACTION_CREDENTIALS, ActionType, CredentialType, EventType, Plan, RunStatus
+from shared.logging import get_logger
+from shared.plans import limits_for
+from shared.templating import TemplateError, evaluate_condition, render, render_config
+from shared.templating.context import build_context
+
+log = get_logger(__name__)
+
+RENDERED_LOG_CHARS = 4000
+ERROR_CHARS = 4000
+JITTER = 0.10
+
+
+@dataclass(slots=True)
+class StepOutcome:
+    status: RunStatus
+    error: str | None = None
+    permanent: bool = False
+    retry_after: float | None = None
+
+
+@dataclass(slots=True)
+class RunReport:
+    outcomes: list[tuple[StepDefinition, StepOutcome]] = field(default_factory=list)
+    stopped: bool = False  # cancelled, or the lease was taken over
+
+
+def backoff_seconds(base: int, attempt: int, *, rng: random.Random | None = None) -> float:
+    delay = base * 2 ** max(0, attempt - 1)
+    return float(delay * (1 + (rng or random).uniform(0, JITTER)))
+
+
+def step_label(step: StepDefinition) -> str:
+    try:
+        name = ActionType(step.action_type).name
+    except ValueError:
+        name = f"action {step.action_type}"
+    return f"Step {step.step_order} ({name})"
+
+
+class RunExecutor:
+    def __init__(self, store: RunStore, producer: AIOKafkaProducer, settings: Settings, keyring: Keyring,
+                 egress: EgressGuard, action_settings: ActionSettings) -> None:
+        self.store = store
+        self.producer = producer
+        self.settings = settings
+        self.keyring = keyring
+        self.egress = egress
+        self.action_settings = action_settings
+        self.in_flight: set[int] = set()
+
+    async def process(self, run_id: int) -> None:
+        run = await self.store.claim(run_id)
+        if run is None:
+            metrics.RUNS_SKIPPED.inc()
+            return
+        self.in_flight.add(run.run_id)
+        bound = log.bind(run_id=run.run_id, workflow_id=run.workflow_id, department_id=run.department_id,
+                         event_id=run.event_id, attempt=run.attempt)
+        try:
+            definition, ledger = await self.store.load(run)
+            if definition is None:
+                await self._settle(run, None, RunStatus.Failed, "The workflow was deleted")
+                return
+            report = await self._perform(run, definition, ledger)
+            if report.stopped:
+                bound.info("run.stopped")
+                return
+            await self._conclude(run, definition, report)
+        finally:
+            self.in_flight.discard(run.run_id)
+
+    async def _perform(self, run: ClaimedRun, definition: RunDefinition, ledger: dict[int, str]) -> RunReport:
+        report = RunReport()
+        plan = Plan(definition.plan)
+        context = build_context(EventType(run.event_type), run.payload, department_id=run.department_id,
+                                occurred_on=run.occurred_on, event_id=run.event_id)
+        pending = [s for s in definition.steps if s.step_id not in ledger]
+        credentials = await self.store.credentials(
+            run.department_id, sorted({s.credential_id for s in pending if s.credential_id is not None}))
+        for step in definition.steps:
+            if step.step_id in ledger:
+                continue
+            if not await self.store.renew(run.run_id):
+                report.stopped = True
+                return report
+            outcome = await self._step(run, step, plan, context, credentials)
+            report.outcomes.append((step, outcome))
+        return report
+
+    async def _step(self, run: ClaimedRun, step: StepDefinition, plan: Plan, context: dict[str, Any],
+                    credentials: dict[int, tuple[int, dict[str, Any], str]]) -> StepOutcome:
+        started = datetime.now(UTC)
+        clock = time.perf_counter()
+        rendered: str | None = None
+        result: str | None = None
+        outcome: StepOutcome
+        action_name = ActionType(step.action_type).name if step.action_type in ActionType._value2member_map_ \
+            else str(step.action_type)
+        try:
+            if step.condition:
+                passed, shown = evaluate_condition(step.condition, context)
+                if not passed:
+                    rendered = step.condition[:RENDERED_LOG_CHARS]
+                    result = f"Step skipped: condition evaluated to '{shown.strip()[:200]}'"
+                    outcome = StepOutcome(RunStatus.Skipped)
+                    return outcome
+            action_type = ActionType(step.action_type)
+            credential = self._credential(run, step, action_type, credentials)
+            rendered = render(step.output_template, context)
+            raw_config = parse_action_config(action_type, step.action_config)
+            config = coerce_rendered(action_type, render_config(raw_config, context))
+            ctx = ActionContext(run_id=run.run_id, step_id=step.step_id, workflow_id=run.workflow_id,
+                                department_id=run.department_id, action_type=action_type, content=rendered,
+                                config=dict(config), credential=credential, plan=plan, attempt=run.attempt)
+            deps = ActionDeps(egress=self.egress, settings=self.action_settings,
+                              quota=self._quota(run.department_id, action_type, plan))
+            action_result = await self._run_action(action_type, ctx, deps)
+            result = action_result.message
+            outcome = StepOutcome(RunStatus.Completed)
+        except ActionError as exc:
+            result = exc.result
+            outcome = StepOutcome(RunStatus.Failed, exc.message, permanent=exc.permanent,
+                                  retry_after=exc.retry_after)
+        except (TemplateError, ActionConfigError) as exc:
+            outcome = StepOutcome(RunStatus.Failed, str(exc), permanent=True)
+        except TimeoutError:
+            outcome = StepOutcome(RunStatus.Failed, "The action timed out", permanent=False)
+        except OSError as exc:
+            outcome = StepOutcome(RunStatus.Failed, f"Connection error: {type(exc).__name__}: {exc}"[:500])
+        except Exception as exc:  # a defect; fail the step visibly rather than the process
+            log.exception("step.unexpected_error", run_id=run.run_id, step_id=step.step_id)
+            outcome = StepOutcome(RunStatus.Failed, f"Unexpected error: {type(exc).__name__}", permanent=True)
+        finally:
+            duration = int((time.perf_counter() - clock) * 1000)
+        completed = datetime.now(UTC)
+        ledger_outcome = {RunStatus.Completed: "completed", RunStatus.Skipped: "skipped"}.get(outcome.status)
+        if outcome.status is RunStatus.Failed and outcome.permanent:
+            ledger_outcome = "failed"
+        await self.store.record_step(
+            run_id=run.run_id, step_id=step.step_id, attempt=run.attempt, status=int(outcome.status),
+            rendered=rendered[:RENDERED_LOG_CHARS] if rendered is not None else None,
+            result=result[:ERROR_CHARS] if result else None,
+            error=outcome.error[:ERROR_CHARS] if outcome.error else None,
+            started=started, completed=completed, duration=duration, outcome=ledger_outcome,
+        )
+        metrics.STEPS.labels(action_name, outcome.status.name).inc()
+        metrics.ACTION_SECONDS.labels(action_name).observe(duration / 1000)
+        return outcome
+
+    async def _run_action(self, action_type: ActionType, ctx: ActionContext, deps: ActionDeps) -> ActionResult:
+        action = ACTIONS.get(action_type)
+        if action is None:
+            raise ActionError(f"{action_type.name} is not available in this version", permanent=True)
+        timeout = (self.action_settings.upload_timeout_s if "Upload" in action_type.name
+                   else max(self.action_settings.http_timeout_s, 125.0))
+        return await asyncio.wait_for(action(ctx, deps), timeout=timeout + 5)
+
+    def _credential(self, run: ClaimedRun, step: StepDefinition, action_type: ActionType,
+                    credentials: dict[int, tuple[int, dict[str, Any], str]]) -> dict[str, Any] | None:
+        allowed = ACTION_CREDENTIALS[action_type]
+        if step.credential_id is None:
+            if None in allowed:
+                return None
+            raise ActionError(f"{action_type.name} needs a credential and this step has none", permanent=True)
+        found = credentials.get(step.credential_id)
+        if found is None:
+            raise ActionError(f"Credential {step.credential_id} used by this step was deleted or is not "
+                              "available to this department", permanent=True)
+        ctype, public, token = found
+        if CredentialType(ctype) not in allowed:
+            raise ActionError(f"Credential {step.credential_id} is a {CredentialType(ctype).name} credential, "
+                              f"which {action_type.name} cannot use", permanent=True)
+        try:
+            secret = self.keyring.decrypt_json(run.department_id, token, aad=credential_aad(step.credential_id))
+        except DecryptionError:
+            raise ActionError(f"Credential {step.credential_id} could not be decrypted (was the master key "
+                              "rotated without re-encrypting?)", permanent=True) from None
+        return {**public, **secret}
+
+    def _quota(self, department_id: int, action_type: ActionType, plan: Plan) -> SendQuota:
+        limits = limits_for(plan)
+        if action_type is ActionType.SendEmail:
+            return DailySendQuota(self.store.engine, department_id=department_id, channel="email",
+                                  cap=limits.emails_per_day, plan_name=plan.value)
+        if action_type is ActionType.SendSms:
+            return DailySendQuota(self.store.engine, department_id=department_id, channel="sms",
+                                  cap=limits.sms_per_day, plan_name=plan.value)
+        return UnlimitedQuota()
+
+    async def _conclude(self, run: ClaimedRun, definition: RunDefinition, report: RunReport) -> None:
+        failures = [(s, o) for s, o in report.outcomes if o.status is RunStatus.Failed]
+        if not failures:
+            await self._settle(run, definition, RunStatus.Completed, None)
+            return
+        step, first = failures[0]
+        message = f"{step_label(step)} failed: {first.error}"
+        if len(failures) > 1:
+            message += f" (and {len(failures) - 1} more step(s) failed)"
+        retryable = [o for _, o in failures if not o.permanent]
+        if retryable and run.attempt <= definition.max_retry_count:
+            delay = backoff_seconds(definition.backoff_base_s, run.attempt)
+            hints = [o.retry_after for o in retryable if o.retry_after]
+            if hints:
+                delay = max(delay, min(max(hints), self.action_settings.max_retry_after_s))
+            delay = min(delay, self.settings.executor_max_backoff_s)
+            next_at = datetime.now(UTC) + timedelta(seconds=delay)
+            await self._settle(run, definition, RunStatus.Retrying, message, next_attempt_on=next_at,
+                               attempt=run.attempt + 1)
+            metrics.RETRIES.inc()
+            return
+        if retryable:
+            message += f" — gave up after {run.attempt} attempt(s)"
+        await self._settle(run, definition, RunStatus.Failed, message)
+
+    async def _settle(self, run: ClaimedRun, definition: RunDefinition | None, status: RunStatus,
+                      error: str | None, *, next_attempt_on: datetime | None = None,
+                      attempt: int | None = None) -> None:
+        final = status is not RunStatus.Retrying
+        row = await self.store.settle(run.run_id, status=int(status), final=final,
+                                      error=error[:ERROR_CHARS] if error else None,
+                                      next_attempt_on=next_attempt_on, attempt=attempt or run.attempt)
+        if row is None:
+            return  # cancelled meanwhile, or another executor took over
+        metrics.RUNS.labels(status.name).inc()
+        if final:
+            workflow_id, department_id, queued_on, started_on, completed_on, is_test = row
+            await self.producer.send(self.settings.topic_results, key=str(department_id).encode(), value=orjson.dumps({
+                "RunId": run.run_id, "WorkflowId": workflow_id, "DepartmentId": department_id,
+                "Status": int(status), "IsTest": is_test, "AttemptNumber": attempt or run.attempt,
+                "QueuedOn": queued_on.isoformat(), "StartedOn": started_on.isoformat() if started_on else None,
+                "CompletedOn": completed_on.isoformat() if completed_on else None, "ErrorMessage": error,
+            }))

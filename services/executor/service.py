@@ -1,0 +1,146 @@
+"""The executor process: consumes run messages, many runs in flight, leases renewed by a heartbeat."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+import uuid
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.executor import metrics
+from services.executor.actions.base import ActionSettings
+from services.executor.engine import RunExecutor
+from services.executor.store import RunStore
+from shared.config import Settings
+from shared.db.engine import create_engine, database_ready
+from shared.egress import EgressGuard
+from shared.kafka.clients import create_consumer, create_producer
+from shared.kafka.concurrent import ConcurrentLoop
+from shared.kafka.topics import ensure_topics
+from shared.keys import keyring_from
+from shared.logging import get_logger
+from shared.sidecar import SideServer
+
+log = get_logger(__name__)
+
+GROUP_ID = "workflows-executor"
+
+
+def action_settings(settings: Settings) -> ActionSettings:
+    return ActionSettings(
+        http_timeout_s=settings.http_timeout_s, smtp_timeout_s=settings.smtp_timeout_s,
+        upload_timeout_s=settings.upload_timeout_s, twilio_base_url=settings.twilio_base_url,
+        box_api_base_url=settings.box_api_base_url, box_upload_base_url=settings.box_upload_base_url,
+        dropbox_api_base_url=settings.dropbox_api_base_url, dropbox_content_base_url=settings.dropbox_content_base_url,
+    )
+
+
+class ExecutorService:
+    def __init__(self, settings: Settings, *, side_port: int | None = None) -> None:
+        self.settings = settings
+        self.side_port = settings.executor_port if side_port is None else side_port
+        self.owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.engine: AsyncEngine | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self.consumer: AIOKafkaConsumer | None = None
+        self.loop: ConcurrentLoop | None = None
+        self.executor: RunExecutor | None = None
+        self.egress: EgressGuard | None = None
+        self.side: SideServer | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._db_ok = True
+
+    async def start(self) -> None:
+        settings = self.settings
+        settings.require_infrastructure()
+        self.engine = create_engine(settings, pool_size=max(settings.db_pool_size, 20))
+        if settings.kafka_create_topics:
+            await ensure_topics(settings)
+        self.producer = create_producer(settings)
+        await self.producer.start()
+        self.egress = EgressGuard(settings.allow_cidrs, settings.host_overrides)
+        store = RunStore(self.engine, self.owner, settings.executor_lease_s)
+        self.executor = RunExecutor(store, self.producer, settings, keyring_from(settings), self.egress,
+                                    action_settings(settings))
+        self.consumer = create_consumer(settings, group_id=GROUP_ID, max_records=settings.executor_concurrency)
+        self.loop = ConcurrentLoop(self.consumer, self._handle, concurrency=settings.executor_concurrency,
+                                   drain_timeout_s=settings.shutdown_grace_s)
+        self.consumer.subscribe([settings.topic_runs], listener=self.loop)
+        await self.consumer.start()
+        self.side = SideServer(self.health, settings.metrics_host, self.side_port)
+        await self.side.start()
+        self._tasks = [asyncio.create_task(self.loop.run(), name="runs"),
+                       asyncio.create_task(self._heartbeat(), name="leases")]
+        log.info("executor.started", owner=self.owner)
+
+    async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        assert self.executor is not None
+        try:
+            message = orjson.loads(record.value or b"")
+            run_id = int(message["RunId"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            log.error("run_message.invalid", partition=record.partition, offset=record.offset)
+            return
+        delay = 0.5
+        while True:
+            metrics.IN_FLIGHT.set(self.loop.in_flight if self.loop else 0)
+            try:
+                await self.executor.process(run_id)
+                self._db_ok = True
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # Infrastructure trouble (database or broker down): keep the message un-committed and
+                # try again; the run's lease protects against doing a step twice meanwhile.
+                self._db_ok = False
+                log.warning("run.processing_failed", run_id=run_id, error=f"{type(exc).__name__}: {exc}"[:300])
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def _heartbeat(self) -> None:
+        assert self.executor is not None
+        interval = max(1.0, self.settings.executor_lease_s / 3)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.executor.store.renew_many(sorted(self.executor.in_flight))
+            except Exception as exc:
+                log.warning("lease.renew_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+
+    async def wait(self) -> None:
+        done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            if task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+
+    async def stop(self) -> None:
+        if self.loop is not None:
+            self.loop.stop()
+            await asyncio.wait([self._tasks[0]], timeout=self.settings.shutdown_grace_s + 5)
+        for task in self._tasks:
+            task.cancel()
+        if self.consumer is not None:
+            await self.consumer.stop()
+        if self.producer is not None:
+            await self.producer.stop()
+        if self.egress is not None:
+            await self.egress.aclose()
+        if self.side is not None:
+            await self.side.stop()
+        if self.engine is not None:
+            await self.engine.dispose()
+
+    async def health(self) -> dict[str, bool]:
+        assert self.engine is not None
+        return {
+            "database": await database_ready(self.engine),
+            "consumer_loop": self.loop is not None and time.monotonic() - self.loop.heartbeat < 30,
+            "processing": self._db_ok,
+        }

@@ -1,0 +1,101 @@
+"""The health service: aggregates run outcomes from the results topic into rollups."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import ConsumerRecord
+from prometheus_client import Counter
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.health.rollups import Outcome, apply_outcomes
+from shared.config import Settings
+from shared.db.engine import create_engine, database_ready
+from shared.enums import FINAL_RUN_STATUSES
+from shared.kafka.batches import BatchLoop
+from shared.kafka.clients import create_consumer
+from shared.kafka.topics import ensure_topics
+from shared.logging import get_logger
+from shared.messages import RunOutcome
+from shared.sidecar import SideServer
+
+log = get_logger(__name__)
+
+GROUP_ID = "workflows-health"
+OUTCOMES = Counter("wf_health_outcomes_total", "Run outcomes consumed", ["result"])
+
+
+def parse_outcomes(records: Sequence[ConsumerRecord[bytes, bytes]]) -> list[Outcome]:
+    outcomes = []
+    for record in records:
+        try:
+            msg = RunOutcome.model_validate_json(record.value or b"")
+        except ValidationError:
+            OUTCOMES.labels("invalid").inc()
+            continue
+        if msg.IsTest or msg.Status not in FINAL_RUN_STATUSES:
+            OUTCOMES.labels("ignored").inc()
+            continue
+        outcomes.append(Outcome(msg.RunId, msg.WorkflowId, msg.Status, msg.QueuedOn, msg.StartedOn,
+                                msg.CompletedOn, msg.ErrorMessage))
+    return outcomes
+
+
+class HealthService:
+    def __init__(self, settings: Settings, *, side_port: int | None = None) -> None:
+        self.settings = settings
+        self.side_port = settings.health_port if side_port is None else side_port
+        self.engine: AsyncEngine | None = None
+        self.consumer: AIOKafkaConsumer | None = None
+        self.loop: BatchLoop | None = None
+        self.side: SideServer | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.settings.require_infrastructure()
+        self.engine = create_engine(self.settings, pool_size=4)
+        if self.settings.kafka_create_topics:
+            await ensure_topics(self.settings)
+        self.consumer = create_consumer(self.settings, self.settings.topic_results, group_id=GROUP_ID)
+        await self.consumer.start()
+        self.loop = BatchLoop(self.consumer, self.handle)
+        self.side = SideServer(self.health, self.settings.metrics_host, self.side_port)
+        await self.side.start()
+        self._task = asyncio.create_task(self.loop.run())
+
+    async def handle(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        assert self.engine is not None
+        outcomes = parse_outcomes(records)
+        async with self.engine.begin() as conn:
+            counted = await apply_outcomes(conn, outcomes)
+        OUTCOMES.labels("counted").inc(counted)
+        OUTCOMES.labels("duplicate").inc(len(outcomes) - counted)
+
+    async def wait(self) -> None:
+        assert self._task is not None
+        await self._task
+
+    async def stop(self) -> None:
+        if self.loop is not None:
+            self.loop.stop()
+        if self._task is not None:
+            await asyncio.wait([self._task], timeout=10)
+            self._task.cancel()
+        if self.consumer is not None:
+            await self.consumer.stop()
+        if self.side is not None:
+            await self.side.stop()
+        if self.engine is not None:
+            await self.engine.dispose()
+
+    async def health(self) -> dict[str, bool]:
+        assert self.engine is not None
+        return {
+            "database": await database_ready(self.engine),
+            "consumer_loop": self.loop is not None and time.monotonic() - self.loop.heartbeat < 30
+            and self.loop.healthy,
+        }

@@ -1,0 +1,73 @@
+"""API tokens (CONTRACT.md §3): HS256 with WF_JWT_SECRET, or RS256/ES256 from a JWKS URL."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from shared.config import Settings
+
+DEPARTMENT_ADMIN = "DepartmentAdmin"
+SYSTEM_ADMIN = "SystemAdmin"
+
+
+class InvalidToken(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    user_id: str
+    department_id: int
+    roles: frozenset[str]
+
+
+def issue_token(settings: Settings, *, department_id: int, roles: list[str], user_id: str = "wf-cli",
+                ttl_s: int = 3600) -> str:
+    if settings.jwt_secret is None:
+        raise RuntimeError("WF_JWT_SECRET is not configured; tokens for JWKS deployments come from your IdP")
+    now = int(time.time())
+    claims: dict[str, Any] = {"sub": user_id, "department_id": department_id, "roles": roles, "iat": now,
+                              "exp": now + ttl_s}
+    if settings.jwt_audience:
+        claims["aud"] = settings.jwt_audience
+    if settings.jwt_issuer:
+        claims["iss"] = settings.jwt_issuer
+    return jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm="HS256")
+
+
+class TokenVerifier:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._jwks = jwt.PyJWKClient(settings.jwt_jwks_url, cache_keys=True) if settings.jwt_jwks_url else None
+
+    def verify(self, token: str) -> Principal:
+        options = {"require": ["exp", "sub"]}
+        try:
+            if self._jwks is not None:
+                key = self._jwks.get_signing_key_from_jwt(token).key
+                claims = jwt.decode(token, key, algorithms=["RS256", "ES256"], options=options,
+                                    audience=self._settings.jwt_audience, issuer=self._settings.jwt_issuer)
+            else:
+                assert self._settings.jwt_secret is not None
+                claims = jwt.decode(token, self._settings.jwt_secret.get_secret_value(), algorithms=["HS256"],
+                                    options=options, audience=self._settings.jwt_audience,
+                                    issuer=self._settings.jwt_issuer)
+        except jwt.ExpiredSignatureError as exc:
+            raise InvalidToken("token has expired") from exc
+        except jwt.PyJWTError as exc:
+            raise InvalidToken("token is invalid") from exc
+        department = claims.get("department_id")
+        roles = claims.get("roles", [])
+        if isinstance(department, str) and department.isdigit():
+            department = int(department)
+        if not isinstance(department, int) or isinstance(department, bool) or department <= 0:
+            raise InvalidToken("token has no valid department_id claim")
+        if isinstance(roles, str):
+            roles = [roles]
+        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+            raise InvalidToken("token roles claim must be a list of strings")
+        return Principal(user_id=str(claims["sub"]), department_id=department, roles=frozenset(roles))

@@ -1,0 +1,174 @@
+"""Settings for every service, from WF_* environment variables (CONTRACT.md §2).
+
+In development and testing, missing secrets (JWT key, master key) are generated once into the run
+directory so that `make up`, the services and `wf token` agree. In production they must be set, and
+placeholder values are refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDERS = {"", "changeme", "change-me", "changethis", "secret", "placeholder", "xxx"}
+
+
+class Environment(StrEnum):
+    development = "development"
+    testing = "testing"
+    production = "production"
+
+
+def run_dir() -> Path:
+    return Path(os.environ.get("WF_RUN_DIR", ".run"))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="WF_", env_file=str(run_dir() / "stack.env"), extra="ignore", frozen=True
+    )
+
+    env: Environment = Environment.development
+    database_url: str = ""
+    kafka_bootstrap: str = ""
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    # Side ports serving /healthz and /metrics for the consumer services.
+    dispatcher_port: int = 8081
+    executor_port: int = 8082
+    health_port: int = 8083
+    metrics_host: str = "127.0.0.1"
+
+    jwt_secret: SecretStr | None = None
+    jwt_jwks_url: str | None = None
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    master_key: SecretStr | None = None
+    # Comma-separated earlier master keys, kept while `wf credentials rotate-key` re-encrypts.
+    master_key_previous: SecretStr | None = None
+
+    egress_allow_cidrs: str = ""
+    # "host=ip[:port],..." pins names to addresses (split-horizon DNS, tests). Still egress-checked.
+    egress_host_overrides: str = ""
+
+    log_level: str = "INFO"
+    log_json: bool = True
+    otlp_endpoint: str | None = None
+
+    kafka_create_topics: bool = True
+    topic_events: str = "workflows.events"
+    topic_runs: str = "workflows.runs"
+    topic_results: str = "workflows.results"
+    topic_dlq: str = "workflows.events.dlq"
+    topic_changes: str = "workflows.changes"
+    # 12 divides evenly among 1, 2, 3, 4, 6 and 12 replicas of a consumer group.
+    partitions_events: int = 12
+    partitions_runs: int = 12
+    partitions_results: int = 6
+    partitions_dlq: int = 3
+    partitions_changes: int = 1
+    kafka_replication_factor: int = 1
+    max_event_bytes: int = 1024 * 1024
+
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+
+    dispatcher_batch_max: int = 500
+    scheduler_interval_s: float = 0.5
+    # An immediately-due run whose message was not produced (crash between commit and produce)
+    # is re-published by the scheduler after this many seconds.
+    unpublished_grace_s: float = 10.0
+
+    executor_concurrency: int = 64
+    executor_lease_s: float = 60.0
+    executor_max_backoff_s: float = 3600.0
+
+    http_timeout_s: float = 30.0
+    smtp_timeout_s: float = 30.0
+    upload_timeout_s: float = 120.0
+    twilio_base_url: str = "https://api.twilio.com"
+    box_api_base_url: str = "https://api.box.com"
+    box_upload_base_url: str = "https://upload.box.com"
+    dropbox_api_base_url: str = "https://api.dropboxapi.com"
+    dropbox_content_base_url: str = "https://content.dropboxapi.com"
+
+    test_wait_s: float = 30.0
+    retention_log_days: int = 30
+    retention_run_days: int = 90
+
+    shutdown_grace_s: float = 25.0
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _refuse_placeholders(self) -> Settings:
+        if self.env is not Environment.production:
+            return self
+        missing = []
+        if self.jwt_jwks_url is None and (
+            self.jwt_secret is None or self.jwt_secret.get_secret_value().lower() in PLACEHOLDERS
+        ):
+            missing.append("WF_JWT_SECRET (or WF_JWT_JWKS_URL)")
+        if self.master_key is None or self.master_key.get_secret_value().lower() in PLACEHOLDERS:
+            missing.append("WF_MASTER_KEY")
+        if missing:
+            raise ValueError(f"production needs real values for: {', '.join(missing)}")
+        return self
+
+    @property
+    def allow_cidrs(self) -> list[str]:
+        return [c.strip() for c in self.egress_allow_cidrs.split(",") if c.strip()]
+
+    @property
+    def host_overrides(self) -> dict[str, str]:
+        pairs = (item.split("=", 1) for item in self.egress_host_overrides.split(",") if "=" in item)
+        return {host.strip().lower(): target.strip() for host, target in pairs}
+
+    def require_infrastructure(self) -> None:
+        if not self.database_url:
+            raise RuntimeError("WF_DATABASE_URL is not set (make up / make run start a local database)")
+        if not self.kafka_bootstrap:
+            raise RuntimeError("WF_KAFKA_BOOTSTRAP is not set (make up / make run start a local broker)")
+
+
+def _development_secrets(directory: Path) -> dict[str, str]:
+    """Generate once, then reuse, the development JWT key and master key."""
+    path = directory / "dev-secrets.json"
+    if path.exists():
+        return dict(json.loads(path.read_text()))
+    directory.mkdir(parents=True, exist_ok=True)
+    values = {
+        "jwt_secret": secrets.token_urlsafe(48),
+        "master_key": base64.b64encode(secrets.token_bytes(32)).decode(),
+    }
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(values))
+    tmp.chmod(0o600)
+    tmp.replace(path)
+    return values
+
+
+def load_settings(**overrides: Any) -> Settings:
+    settings = Settings(**overrides)
+    if settings.env is Environment.production:
+        return settings
+    fill: dict[str, Any] = {}
+    if settings.jwt_secret is None and settings.jwt_jwks_url is None:
+        fill["jwt_secret"] = _development_secrets(run_dir())["jwt_secret"]
+    if settings.master_key is None:
+        fill["master_key"] = _development_secrets(run_dir())["master_key"]
+    return settings.model_copy(update={k: SecretStr(v) for k, v in fill.items()}) if fill else settings
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

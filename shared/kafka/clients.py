@@ -1,0 +1,39 @@
+"""Kafka producer and consumer factories with the settings every service needs."""
+
+from __future__ import annotations
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from shared.config import Settings
+
+
+def create_producer(settings: Settings, *, linger_ms: int = 2) -> AIOKafkaProducer:
+    # acks=all + idempotence: a producer retry never duplicates or reorders a message in a partition.
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=linger_ms,
+        max_batch_size=256 * 1024,
+        max_request_size=2 * 1024 * 1024,
+        request_timeout_ms=30000,
+    )
+
+
+def create_consumer(settings: Settings, *topics: str, group_id: str, max_records: int = 500) -> AIOKafkaConsumer:
+    """Without ``topics`` the caller subscribes itself (e.g. with a rebalance listener)."""
+    # Offsets are committed by the service only after its database work has committed.
+    return AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=max_records,
+        fetch_max_bytes=16 * 1024 * 1024,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+        session_timeout_ms=20000,
+        heartbeat_interval_ms=3000,
+        max_poll_interval_ms=300000,
+        metadata_max_age_ms=30000,
+    )

@@ -1,0 +1,73 @@
+"""Messages on the Kafka topics: the event envelope (CONTRACT.md §5), run messages and run outcomes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from shared.enums import EventType, RunStatus
+
+
+class EventEnvelope(BaseModel):
+    """A trigger event. ``EventType`` is the int value or the name."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    EventId: str = Field(min_length=1, max_length=64)
+    DepartmentId: int = Field(gt=0, le=2**31 - 1)
+    EventType: EventType
+    OccurredOn: datetime | None = None
+    Payload: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("EventType", mode="before")
+    @classmethod
+    def _event_type_by_name(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.lstrip("-").isdigit():
+            try:
+                return EventType[value]
+            except KeyError:
+                raise ValueError(f"unknown event type {value!r}") from None
+        if isinstance(value, bool):
+            raise ValueError("EventType must be an integer or a name")
+        return value
+
+    @field_validator("OccurredOn")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+def new_event_id() -> str:
+    return str(uuid.uuid4())
+
+
+class RunMessage(BaseModel):
+    """Tells an executor to (re)attempt a run; the run row is the source of truth."""
+
+    model_config = ConfigDict(frozen=True)
+
+    RunId: int
+    DepartmentId: int
+    AttemptNumber: int = 1
+
+
+class RunOutcome(BaseModel):
+    """A run that reached a final state, published on the results topic for the health service."""
+
+    model_config = ConfigDict(frozen=True)
+
+    RunId: int
+    WorkflowId: int
+    DepartmentId: int
+    Status: RunStatus
+    IsTest: bool = False
+    AttemptNumber: int = 1
+    QueuedOn: datetime
+    StartedOn: datetime | None = None
+    CompletedOn: datetime | None = None
+    ErrorMessage: str | None = None

@@ -1,0 +1,61 @@
+"""Hand-off of runs to executors: the run row is the outbox.
+
+A run row is committed first with ``published_on`` NULL; its run message is produced after the
+commit and the row is then marked published. If a process dies in between, the dispatcher's
+scheduler finds the unpublished due run after a grace period and publishes it (at-least-once;
+executors claim runs idempotently, so a duplicate message does nothing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import orjson
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from shared.config import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class RunToPublish:
+    run_id: int
+    department_id: int
+    attempt_number: int = 1
+
+
+def run_message(run: RunToPublish) -> bytes:
+    return orjson.dumps({"RunId": run.run_id, "DepartmentId": run.department_id,
+                         "AttemptNumber": run.attempt_number})
+
+
+async def produce_runs(producer: AIOKafkaProducer, settings: Settings, runs: Sequence[RunToPublish]) -> None:
+    """Produce run messages (keyed by department, so a department's runs keep their order) and await acks."""
+    if not runs:
+        return
+    futures = [
+        await producer.send(settings.topic_runs, value=run_message(run), key=str(run.department_id).encode())
+        for run in runs
+    ]
+    await asyncio.gather(*futures)
+
+
+MARK_PUBLISHED = text(
+    "UPDATE workflow_runs SET published_on = now() "
+    "WHERE workflow_run_id = ANY(CAST(:ids AS bigint[])) AND published_on IS NULL"
+)
+
+
+async def mark_published(conn: AsyncConnection, run_ids: Sequence[int]) -> None:
+    if run_ids:
+        await conn.execute(MARK_PUBLISHED, {"ids": list(run_ids)})
+
+
+async def publish_committed_runs(engine: AsyncEngine, producer: AIOKafkaProducer, settings: Settings,
+                                 runs: Sequence[RunToPublish]) -> None:
+    await produce_runs(producer, settings, runs)
+    async with engine.begin() as conn:
+        await mark_published(conn, [r.run_id for r in runs])

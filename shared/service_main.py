@@ -1,0 +1,31 @@
+"""Run a consumer service until SIGTERM/SIGINT, then stop it gracefully (finish or hand back work)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import Protocol
+
+
+class Service(Protocol):
+    async def start(self) -> None: ...
+    async def wait(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+async def run_service(service: Service) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await service.start()
+    waiter = asyncio.create_task(service.wait())
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait([waiter, stopper], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+        await service.stop()
+        if waiter.done() and not waiter.cancelled() and waiter.exception() is not None:
+            raise waiter.exception()  # type: ignore[misc]
+        waiter.cancel()

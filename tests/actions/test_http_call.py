@@ -1,0 +1,206 @@
+"""CallApiGet/Post/Put/Delete against an HTTPS peer on loopback."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from typing import Any
+
+import pytest
+
+from services.executor.actions.base import ActionError
+from services.executor.actions.http_call import call_api
+from shared.egress import EgressGuard
+from shared.enums import ActionType
+from tests.actions.conftest import loopback_guard, make_ctx, make_deps
+from tests.peers.https_server import HttpsPeer, Reply
+
+
+def http_ctx(
+    action: ActionType,
+    url: str,
+    *,
+    credential: dict[str, Any] | None = None,
+    content: str = '{"a": 1}',
+    **config: Any,
+):
+    return make_ctx(action, config={"url": url, **config}, credential=credential, content=content)
+
+
+@pytest.mark.parametrize(
+    ("action", "method", "has_body"),
+    [
+        (ActionType.CallApiGet, "GET", False),
+        (ActionType.CallApiPost, "POST", True),
+        (ActionType.CallApiPut, "PUT", True),
+        (ActionType.CallApiDelete, "DELETE", False),
+    ],
+)
+async def test_each_verb_sends_its_method_headers_and_body(
+    https_peer: HttpsPeer, action: ActionType, method: str, has_body: bool
+) -> None:
+    https_peer.reply(method, "/hook", Reply(201, {"id": 5}))
+    headers = {"X-Dept": "9", "Idempotency-Key": "mine", "Content-Length": "999"}
+    ctx = http_ctx(action, https_peer.url("/hook?x=1"), headers=headers)
+    result = await call_api(ctx, make_deps())
+
+    assert result.message == 'HTTP 201: {"id": 5}'
+    [request] = https_peer.requests
+    assert (request.method, request.path, request.query) == (method, "/hook", "x=1")
+    assert request.headers["x-dept"] == "9"
+    assert request.headers["idempotency-key"] == "wf-run-41-step-7"
+    if has_body:
+        assert request.body == b'{"a": 1}'
+        assert request.headers["content-type"] == "application/json"
+    else:
+        assert request.body == b""
+
+
+async def test_empty_success_body(https_peer: HttpsPeer) -> None:
+    https_peer.reply("DELETE", "/item", Reply(204))
+    result = await call_api(http_ctx(ActionType.CallApiDelete, https_peer.url("/item")), make_deps())
+    assert result.message == "HTTP 204"
+
+
+async def test_content_type_from_config(https_peer: HttpsPeer) -> None:
+    ctx = http_ctx(ActionType.CallApiPost, https_peer.url("/"), content="a=1", contentType="text/plain")
+    await call_api(ctx, make_deps())
+    assert https_peer.requests[0].headers["content-type"] == "text/plain"
+
+
+@pytest.mark.parametrize(
+    ("credential", "header", "value"),
+    [
+        ({"token": "tok-123"}, "authorization", "Bearer tok-123"),
+        (
+            {"username": "u", "password": "p:w"},
+            "authorization",
+            "Basic " + base64.b64encode(b"u:p:w").decode(),
+        ),
+        ({"headerName": "X-Custom-Key", "apiKey": "k-456"}, "x-custom-key", "k-456"),
+        ({"apiKey": "k-789"}, "x-api-key", "k-789"),
+    ],
+)
+async def test_credential_types_become_auth_headers(
+    https_peer: HttpsPeer, credential: dict[str, Any], header: str, value: str
+) -> None:
+    await call_api(http_ctx(ActionType.CallApiGet, https_peer.url("/"), credential=credential), make_deps())
+    assert https_peer.requests[0].headers[header] == value
+
+
+async def test_result_body_is_cut_at_4000_characters(https_peer: HttpsPeer) -> None:
+    https_peer.reply("GET", "/big", Reply(200, "é" * 10_000))
+    result = await call_api(http_ctx(ActionType.CallApiGet, https_peer.url("/big")), make_deps())
+    assert result.message == "HTTP 200: " + "é" * 4000
+
+
+async def test_client_error_is_permanent_with_the_body_in_the_message(https_peer: HttpsPeer) -> None:
+    https_peer.reply("POST", "/missing", Reply(404, "no such hook; token tok-123"))
+    ctx = http_ctx(ActionType.CallApiPost, https_peer.url("/missing"), credential={"token": "tok-123"})
+    with pytest.raises(ActionError) as caught:
+        await call_api(ctx, make_deps())
+    assert caught.value.permanent
+    assert caught.value.result == "HTTP 404"
+    assert "no such hook" in caught.value.message
+    assert "tok-123" not in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after", "expected"),
+    [
+        (503, "12", 12.0),
+        (429, None, None),
+        (408, "3", 3.0),
+        (500, "soon", None),
+    ],
+)
+async def test_retryable_statuses_are_transient(
+    https_peer: HttpsPeer, status: int, retry_after: str | None, expected: float | None
+) -> None:
+    headers = {"Retry-After": retry_after} if retry_after else {}
+    https_peer.reply("GET", "/", Reply(status, "busy", headers=headers))
+    with pytest.raises(ActionError) as caught:
+        await call_api(http_ctx(ActionType.CallApiGet, https_peer.url("/")), make_deps())
+    assert not caught.value.permanent
+    assert caught.value.retry_after == expected
+    assert caught.value.result == f"HTTP {status}"
+
+
+async def test_retry_after_as_http_date(https_peer: HttpsPeer) -> None:
+    when = format_datetime(datetime.now(UTC) + timedelta(seconds=90), usegmt=True)
+    https_peer.reply("GET", "/", Reply(429, "", headers={"Retry-After": when}))
+    with pytest.raises(ActionError) as caught:
+        await call_api(http_ctx(ActionType.CallApiGet, https_peer.url("/")), make_deps())
+    assert caught.value.retry_after is not None
+    assert 80 < caught.value.retry_after <= 90
+
+
+async def test_redirects_are_followed(https_peer: HttpsPeer) -> None:
+    https_peer.reply("GET", "/old", Reply(302, "", headers={"Location": "/new"}))
+    https_peer.reply("GET", "/new", Reply(200, "moved here"))
+    result = await call_api(http_ctx(ActionType.CallApiGet, https_peer.url("/old")), make_deps())
+    assert result.message == "HTTP 200: moved here"
+    assert [r.path for r in https_peer.requests] == ["/old", "/new"]
+
+
+async def test_redirect_loop_is_permanent(https_peer: HttpsPeer) -> None:
+    https_peer.reply("GET", "/loop", Reply(302, "", headers={"Location": "/loop"}))
+    with pytest.raises(ActionError) as caught:
+        await call_api(http_ctx(ActionType.CallApiGet, https_peer.url("/loop")), make_deps())
+    assert caught.value.permanent
+    assert "redirect" in caught.value.message
+
+
+async def test_timeout_is_transient(https_peer: HttpsPeer) -> None:
+    https_peer.reply("GET", "/slow", Reply(200, "late", delay=2.0))
+    ctx = http_ctx(ActionType.CallApiGet, https_peer.url("/slow"), timeoutSeconds="1")
+    with pytest.raises(ActionError) as caught:
+        await call_api(ctx, make_deps())
+    assert not caught.value.permanent
+    assert caught.value.message.startswith("Request timed out after 1 s")
+
+
+async def test_plain_http_is_refused_without_a_request(https_peer: HttpsPeer) -> None:
+    url = https_peer.url("/").replace("https://", "http://")
+    with pytest.raises(ActionError) as caught:
+        await call_api(http_ctx(ActionType.CallApiPost, url), make_deps())
+    assert caught.value.permanent
+    assert "https" in caught.value.message
+    assert https_peer.requests == []
+
+
+async def test_blocked_host_is_refused_before_connecting(https_peer: HttpsPeer) -> None:
+    guard = EgressGuard(host_overrides={"localhost": "127.0.0.1"})  # loopback not allowed
+    with pytest.raises(ActionError) as caught:
+        await call_api(http_ctx(ActionType.CallApiGet, https_peer.url("/")), make_deps(guard))
+    assert caught.value.permanent
+    assert "loopback" in caught.value.message
+    assert https_peer.requests == []
+    await guard.aclose()
+
+
+async def test_untrusted_certificate_is_permanent(https_peer: HttpsPeer) -> None:
+    # The peer's certificate names localhost and 127.0.0.1 only.
+    deps = make_deps(loopback_guard(**{"api.example.org": "127.0.0.1"}))
+    with pytest.raises(ActionError) as caught:
+        await call_api(http_ctx(ActionType.CallApiGet, https_peer.url("/", host="api.example.org")), deps)
+    assert caught.value.permanent
+    assert "certificate" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ({}, "missing 'url'"),
+        ({"url": "https://"}, "'url'"),
+        ({"url": "https://x.example.org/", "timeoutSeconds": "soon"}, "invalid 'timeoutSeconds'"),
+        ({"url": "https://x.example.org/", "headers": {"X-A": "1\r\nX-B: 2"}}, "line break"),
+        ({"url": "https://x.example.org/", "headers": "X-A: 1"}, "invalid 'headers'"),
+    ],
+)
+async def test_invalid_config_is_permanent(config: dict[str, Any], expected: str) -> None:
+    with pytest.raises(ActionError) as caught:
+        await call_api(make_ctx(ActionType.CallApiGet, config=config), make_deps())
+    assert caught.value.permanent
+    assert expected in caught.value.message

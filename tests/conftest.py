@@ -1,0 +1,94 @@
+"""Session-wide fixtures: real infrastructure, settings, API client and in-process services.
+
+Infrastructure starts lazily: unit tests that request none of these fixtures never start Kafka or
+PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shared.auth import issue_token
+from shared.config import Settings
+from tests.support.infra import Infrastructure, start_infrastructure, test_settings
+
+_departments = itertools.count(start=1000 + (os.getpid() % 1000) * 1000)
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[Infrastructure]:
+    infrastructure = start_infrastructure()
+    yield infrastructure
+    if not os.environ.get("WF_TEST_KEEP_INFRA"):
+        infrastructure.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(infra: Infrastructure) -> Settings:
+    return test_settings(infra)
+
+
+@pytest.fixture(scope="session")
+def local_ca(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A local CA trusted through SSL_CERT_FILE for the whole session (what operators do in production)."""
+    from tests.peers.tls import make_local_ca
+
+    ca = make_local_ca(Path(tmp_path_factory.mktemp("ca")))
+    previous = os.environ.get("SSL_CERT_FILE")
+    os.environ["SSL_CERT_FILE"] = str(ca.ca_bundle)
+    yield ca
+    if previous is None:
+        os.environ.pop("SSL_CERT_FILE", None)
+    else:
+        os.environ["SSL_CERT_FILE"] = previous
+
+
+@pytest.fixture
+def department_id() -> int:
+    """A department of its own for each test, so tests never see each other's data."""
+    return next(_departments)
+
+
+def token_for(settings: Settings, department_id: int, *roles: str, ttl_s: int = 600) -> str:
+    return issue_token(settings, department_id=department_id, roles=list(roles or ["DepartmentAdmin"]),
+                       user_id="test-user", ttl_s=ttl_s)
+
+
+@pytest.fixture(scope="session")
+async def api_app(settings: Settings) -> AsyncIterator[object]:
+    from services.api.app import create_app
+
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture
+async def api(api_app: object, settings: Settings, department_id: int) -> AsyncIterator[httpx.AsyncClient]:
+    """An API client authenticated as DepartmentAdmin of this test's department."""
+    transport = httpx.ASGITransport(app=api_app)  # type: ignore[arg-type]
+    headers = {"Authorization": f"Bearer {token_for(settings, department_id)}"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://api.test", headers=headers) as client:
+        yield client
+
+
+@pytest.fixture
+async def anonymous_api(api_app: object) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=api_app)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+async def services(settings: Settings, local_ca: object) -> AsyncIterator[dict[str, object]]:
+    """The dispatcher, executor and health services, running for the whole session."""
+    from tests.support.services import running_services
+
+    async with running_services(settings) as started:
+        yield started

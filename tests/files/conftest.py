@@ -1,0 +1,69 @@
+"""Fixtures for the file-upload action tests: a local CA trusted through SSL_CERT_FILE, an egress
+guard that allows loopback, and a builder for action contexts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.executor.actions.base import ActionContext, ActionDeps, ActionSettings
+from shared.egress import EgressGuard
+from shared.enums import ActionType, Plan
+from tests.peers.tls import LocalCA, make_local_ca
+
+LOOPBACK = ["127.0.0.0/8"]
+# "localhost" may also resolve to ::1, which the loopback allowance does not cover.
+LOCALHOST = {"localhost": "127.0.0.1"}
+
+
+@pytest.fixture(scope="session")
+def local_ca(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCA]:
+    ca = make_local_ca(tmp_path_factory.mktemp("local-ca"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SSL_CERT_FILE", str(ca.ca_bundle))
+        patch.delenv("SSL_CERT_DIR", raising=False)
+        yield ca
+
+
+@pytest.fixture
+def egress() -> EgressGuard:
+    return EgressGuard(allow_cidrs=LOOPBACK, host_overrides=LOCALHOST)
+
+
+@pytest.fixture
+def deps(egress: EgressGuard) -> ActionDeps:
+    return ActionDeps(egress=egress, settings=ActionSettings(upload_timeout_s=15.0, http_timeout_s=10.0))
+
+
+@pytest.fixture
+def strict_deps() -> ActionDeps:
+    """The production default: no allowed CIDRs, so loopback is refused."""
+    return ActionDeps(egress=EgressGuard(host_overrides=LOCALHOST), settings=ActionSettings(upload_timeout_s=15.0))
+
+
+def make_ctx(
+    action_type: ActionType,
+    *,
+    content: str,
+    config: Mapping[str, Any] | None = None,
+    credential: Mapping[str, Any] | None = None,
+) -> ActionContext:
+    return ActionContext(
+        run_id=41,
+        step_id=7,
+        workflow_id=3,
+        department_id=1,
+        action_type=action_type,
+        content=content,
+        config=dict(config or {}),
+        credential=dict(credential) if credential is not None else None,
+        plan=Plan.Paid,
+    )
+
+
+def files_under(root: Path) -> dict[str, bytes]:
+    """Every file below ``root`` by its relative POSIX path."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}

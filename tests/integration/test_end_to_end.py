@@ -1,0 +1,95 @@
+"""The thin path: an event on `workflows.events` ends as an HTTPS request at a local receiver, with the
+run Completed and its log stored."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+import httpx
+import orjson
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from shared.config import Settings
+from tests.peers.https_server import HttpsPeer
+
+
+async def wait_for(predicate, *, timeout: float = 30.0, interval: float = 0.1):  # type: ignore[no-untyped-def]
+    async with asyncio.timeout(timeout):
+        while True:
+            result = await predicate()
+            if result:
+                return result
+            await asyncio.sleep(interval)
+
+
+async def test_event_from_kafka_reaches_https_receiver(api: httpx.AsyncClient, settings: Settings,
+                                                       services: dict[str, object], local_ca, department_id: int):
+    async with HttpsPeer(local_ca, hostnames=["127.0.0.1", "localhost"]) as receiver:
+        receiver_url = receiver.url("/incidents", host="127.0.0.1")
+        created = await api.post("/api/v4/workflows", json={"Name": "Notify CAD bridge", "TriggerEventType": 0})
+        assert created.status_code == 200, created.text
+        workflow_id = created.json()["WorkflowId"]
+        step = await api.post(f"/api/v4/workflows/{workflow_id}/steps", json={
+            "ActionType": 3, "StepOrder": 1,
+            "OutputTemplate": '{"call": "{{ call.name }}", "priority": {{ call.priority }}, "dept": "{{ department.name }}"}',
+            "ActionConfig": json.dumps({"url": receiver_url}),
+        })
+        assert step.status_code == 200, step.text
+
+        event_id = str(uuid.uuid4())
+        event = {"EventId": event_id, "DepartmentId": department_id, "EventType": 0,
+                 "OccurredOn": "2026-11-29T12:00:00Z",
+                 "Payload": {"call": {"id": 1001, "name": "Structure Fire", "priority": 3},
+                             "department": {"name": "Springfield FD"}}}
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+        await producer.start()
+        try:
+            await asyncio.sleep(0.6)  # let the dispatcher's index pick up the new workflow
+            await producer.send_and_wait(settings.topic_events, orjson.dumps(event), key=str(department_id).encode())
+        finally:
+            await producer.stop()
+
+        async def received():
+            return receiver.requests_to("POST", "/incidents")
+
+        requests = await wait_for(received)
+        assert len(requests) == 1
+        assert requests[0].json() == {"call": "Structure Fire", "priority": 3, "dept": "Springfield FD"}
+        assert requests[0].headers["idempotency-key"].startswith("wf-run-")
+
+    engine = create_async_engine(settings.database_url)
+    try:
+        async def completed():
+            async with engine.connect() as conn:
+                return (await conn.execute(text(
+                    "SELECT workflow_run_id, status, error_message FROM workflow_runs "
+                    "WHERE workflow_id = :w AND event_id = :e"), {"w": workflow_id, "e": event_id})).first()
+
+        async def run_completed():
+            row = await completed()
+            return row if row is not None and row[1] == 2 else None
+
+        run_id, status, error = await wait_for(run_completed)
+        assert error is None
+        async with engine.connect() as conn:
+            logs = (await conn.execute(text(
+                "SELECT status, action_result, rendered_output FROM workflow_run_logs WHERE workflow_run_id = :r"),
+                {"r": run_id})).all()
+        assert len(logs) == 1
+        assert logs[0][0] == 2
+        assert logs[0][1].startswith("HTTP 200")
+        assert "Structure Fire" in logs[0][2]
+
+        async def counted():
+            async with engine.connect() as conn:
+                return (await conn.execute(text(
+                    "SELECT total_runs, success_runs FROM health_rollups WHERE workflow_id = :w"),
+                    {"w": workflow_id})).first()
+
+        assert await wait_for(counted) == (1, 1)
+    finally:
+        await engine.dispose()

@@ -1,0 +1,102 @@
+"""`wf`: the command-line tool installed with the project."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from shared.enums import Plan
+
+
+def _token(args: argparse.Namespace) -> int:
+    from shared.auth import issue_token
+    from shared.config import get_settings
+
+    roles = args.role or ["DepartmentAdmin"]
+    print(issue_token(get_settings(), department_id=args.department_id, roles=roles, user_id=args.user,
+                      ttl_s=args.ttl))
+    return 0
+
+
+def _set_plan(args: argparse.Namespace) -> int:
+    from shared.config import get_settings
+    from shared.db.engine import create_engine, create_sessionmaker, session_scope
+
+    async def run() -> None:
+        from services.api.department.service import set_plan
+
+        settings = get_settings()
+        settings.require_infrastructure()
+        engine = create_engine(settings, pool_size=1)
+        try:
+            async with session_scope(create_sessionmaker(engine)) as session:
+                await set_plan(session, args.department_id, Plan(args.plan.capitalize()))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    print(f"department {args.department_id}: {args.plan.capitalize()}")
+    return 0
+
+
+def _migrate(_: argparse.Namespace) -> int:
+    from shared.config import get_settings
+    from shared.db.migrate import upgrade
+
+    settings = get_settings()
+    if not settings.database_url:
+        print("WF_DATABASE_URL is not set", file=sys.stderr)
+        return 2
+    upgrade(settings.database_url)
+    return 0
+
+
+def _up(args: argparse.Namespace) -> int:
+    from wf.stack import up
+
+    return up(foreground=args.foreground)
+
+
+def _down(_: argparse.Namespace) -> int:
+    from wf.stack import down
+
+    return down()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wf", description="Workflows command-line tool")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    token = sub.add_parser("token", help="print a signed API token (JWT)")
+    token.add_argument("--department-id", type=int, required=True)
+    token.add_argument("--role", action="append", choices=["DepartmentAdmin", "SystemAdmin"])
+    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
+    token.add_argument("--user", default="wf-cli", help="the sub claim")
+    token.set_defaults(func=_token)
+
+    departments = sub.add_parser("departments", help="department plans")
+    dep_sub = departments.add_subparsers(dest="departments_command", required=True)
+    set_plan = dep_sub.add_parser("set-plan", help="set a department's plan")
+    set_plan.add_argument("department_id", type=int)
+    set_plan.add_argument("plan", choices=["free", "paid", "Free", "Paid"])
+    set_plan.set_defaults(func=_set_plan)
+
+    migrate = sub.add_parser("migrate", help="apply database migrations (alembic upgrade head)")
+    migrate.set_defaults(func=_migrate)
+
+    up = sub.add_parser("up", help="start the whole system locally (make up / make run)")
+    up.add_argument("--foreground", action="store_true", help="stay in the foreground; Ctrl-C stops all")
+    up.set_defaults(func=_up)
+    down = sub.add_parser("down", help="stop everything `wf up` started")
+    down.set_defaults(func=_down)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
