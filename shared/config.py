@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     otlp_endpoint: str | None = None
 
     kafka_create_topics: bool = True
+    # Consumer groups are "<prefix>-dispatcher", "<prefix>-executor", "<prefix>-health".
+    consumer_group_prefix: str = "workflows"
     topic_events: str = "workflows.events"
     topic_runs: str = "workflows.runs"
     topic_results: str = "workflows.results"

@@ -40,6 +40,31 @@ def _set_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rotate_key(_: argparse.Namespace) -> int:
+    from shared.config import get_settings
+    from shared.db.engine import create_engine
+    from shared.keys import keyring_from
+
+    async def run() -> int:
+        from services.api.credentials.rotation import rotate_credentials
+
+        settings = get_settings()
+        settings.require_infrastructure()
+        engine = create_engine(settings, pool_size=1)
+        try:
+            report = await rotate_credentials(engine, keyring_from(settings))
+        finally:
+            await engine.dispose()
+        print(f"re-encrypted {report.reencrypted} credentials; {report.current} already used the current key")
+        if report.unreadable:
+            print(f"{report.unreadable} credentials could not be decrypted: add their master key to "
+                  "WF_MASTER_KEY_PREVIOUS and run again", file=sys.stderr)
+            return 1
+        return 0
+
+    return asyncio.run(run())
+
+
 def _migrate(_: argparse.Namespace) -> int:
     from shared.config import get_settings
     from shared.db.migrate import upgrade
@@ -81,6 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     set_plan.add_argument("department_id", type=int)
     set_plan.add_argument("plan", choices=["free", "paid", "Free", "Paid"])
     set_plan.set_defaults(func=_set_plan)
+
+    credentials = sub.add_parser("credentials", help="stored credentials")
+    cred_sub = credentials.add_subparsers(dest="credentials_command", required=True)
+    rotate = cred_sub.add_parser("rotate-key", help="re-encrypt every credential with the current WF_MASTER_KEY "
+                                 "(old keys in WF_MASTER_KEY_PREVIOUS, comma-separated)")
+    rotate.set_defaults(func=_rotate_key)
 
     migrate = sub.add_parser("migrate", help="apply database migrations (alembic upgrade head)")
     migrate.set_defaults(func=_migrate)

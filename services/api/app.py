@@ -11,23 +11,32 @@ from fastapi.responses import JSONResponse
 from prometheus_client import Counter, Histogram
 
 from services.api.admin.endpoints import router as admin_router
+from services.api.credentials.endpoints import router as credentials_router
 from services.api.errors import error_body, install_error_handlers
 from services.api.events.endpoints import router as events_router
+from services.api.eventtypes.endpoints import router as eventtypes_router
+from services.api.health.endpoints import router as health_router
+from services.api.openapi import install_openapi
+from services.api.runs.endpoints import router as runs_router
 from services.api.state import ApiState
 from services.api.workflows.endpoints import router as workflows_router
 from shared.auth import TokenVerifier
 from shared.config import Settings
 from shared.db.engine import create_engine, create_sessionmaker, database_ready
 from shared.kafka.clients import create_producer
-from shared.keys import keyring_from
 from shared.kafka.topics import ensure_topics
+from shared.keys import keyring_from
 from shared.sidecar import metrics_response
 
 MAX_BODY_BYTES = 1024 * 1024
 
 REQUESTS = Counter("wf_api_requests_total", "API requests", ["method", "route", "status"])
-LATENCY = Histogram("wf_api_request_seconds", "API request latency", ["method", "route"],
-                    buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+LATENCY = Histogram(
+    "wf_api_request_seconds",
+    "API request latency",
+    ["method", "route"],
+    buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -61,16 +70,25 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.include_router(workflows_router)
+    install_openapi(app)
+    # Fixed paths (/credentials, /runs, /eventtypes, /events) before /{workflow_id}, which would match them too.
     app.include_router(events_router)
+    app.include_router(eventtypes_router)
+    app.include_router(credentials_router)
+    app.include_router(runs_router)
+    app.include_router(health_router)
+    app.include_router(workflows_router)
     app.include_router(admin_router)
 
     @app.middleware("http")
-    async def limits_and_metrics(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    async def limits_and_metrics(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
-            return JSONResponse(error_body("PayloadTooLarge", "The request body is larger than 1 MiB"),
-                                status_code=413)
+            return JSONResponse(
+                error_body("PayloadTooLarge", "The request body is larger than 1 MiB"), status_code=413
+            )
         started = time.perf_counter()
         response = await call_next(request)
         route = getattr(request.scope.get("route"), "path", "unmatched")
@@ -84,8 +102,10 @@ def create_app(settings: Settings) -> FastAPI:
         db = await database_ready(state.engine)
         kafka = await _kafka_ready(state)
         ok = db and kafka
-        return JSONResponse({"status": "ok" if ok else "unhealthy", "checks": {"database": db, "kafka": kafka}},
-                            status_code=200 if ok else 503)
+        return JSONResponse(
+            {"status": "ok" if ok else "unhealthy", "checks": {"database": db, "kafka": kafka}},
+            status_code=200 if ok else 503,
+        )
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

@@ -38,14 +38,17 @@ async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-def get_principal(state: StateDep,
-                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
+def get_principal(
+    state: StateDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("A Bearer token is required", headers={"WWW-Authenticate": "Bearer"})
     try:
         return state.verifier.verify(credentials.credentials)
     except InvalidToken as exc:
-        raise Unauthorized(f"The Bearer token is not accepted: {exc}", headers={"WWW-Authenticate": "Bearer"}) from None
+        raise Unauthorized(
+            f"The Bearer token is not accepted: {exc}", headers={"WWW-Authenticate": "Bearer"}
+        ) from None
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -17,8 +17,13 @@ class AppError(Exception):
     status_code = 400
     code = "BadRequest"
 
-    def __init__(self, message: str, *, fields: list[tuple[str, str]] | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        fields: list[tuple[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.fields = fields or []
@@ -91,18 +96,23 @@ def _validation_message(err: dict[str, Any]) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_: Request, exc: AppError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.message, exc.fields), status_code=exc.status_code,
-                            headers=exc.headers)
+        return JSONResponse(
+            error_body(exc.code, exc.message, exc.fields), status_code=exc.status_code, headers=exc.headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         fields = [(_location(tuple(e.get("loc", ()))), _validation_message(e)) for e in exc.errors()]
         summary = "; ".join(f"{f}: {m}" for f, m in fields[:5])
-        return JSONResponse(error_body("ValidationError", f"The request is invalid: {summary}", fields),
-                            status_code=400)
+        return JSONResponse(
+            error_body("ValidationError", f"The request is invalid: {summary}", fields), status_code=400
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {404: "NotFound", 405: "MethodNotAllowed", 401: "Unauthorized", 403: "Forbidden"}
-        return JSONResponse(error_body(codes.get(exc.status_code, "HttpError"), str(exc.detail)),
-                            status_code=exc.status_code, headers=getattr(exc, "headers", None))
+        return JSONResponse(
+            error_body(codes.get(exc.status_code, "HttpError"), str(exc.detail)),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )

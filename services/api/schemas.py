@@ -1,11 +1,15 @@
-"""Shared schema helpers: PascalCase JSON, ISO 8601 UTC times with Z."""
+"""Shared schema helpers: PascalCase JSON, ISO 8601 UTC times with Z, the error shape for OpenAPI."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, model_validator
+
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
 
 
 def iso_z(value: datetime) -> str:
@@ -15,11 +19,93 @@ def iso_z(value: datetime) -> str:
 
 
 UtcDatetime = Annotated[datetime, PlainSerializer(iso_z, return_type=str, when_used="json")]
+# Database ids: PostgreSQL integer / bigint, so larger values are invalid input rather than a 500.
+Id32 = Annotated[int, Field(ge=1, le=INT32_MAX)]
 
 
 class Schema(BaseModel):
     model_config = ConfigDict(from_attributes=True, populate_by_name=True)
 
 
+def text_problem(value: Any) -> str | None:
+    """Why PostgreSQL would refuse some text in ``value`` (NUL, unpaired surrogates), or None."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return "text must not contain NUL characters"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "text must be valid Unicode (no unpaired surrogates)"
+        return None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            problem = text_problem(key) or text_problem(item)
+            if problem:
+                return problem
+    elif isinstance(value, list | tuple):
+        for item in value:
+            problem = text_problem(item)
+            if problem:
+                return problem
+    return None
+
+
 class InputSchema(BaseModel):
+    """Request bodies: unknown fields are invalid, and text must be storable."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable_text(cls, data: Any) -> Any:
+        problem = text_problem(data)
+        if problem:
+            raise ValueError(problem)
+        return data
+
+
+class ErrorField(BaseModel):
+    Field: str
+    Message: str
+
+
+class ErrorResult(BaseModel):
+    """Every error response: a machine code, a sentence, and per-field problems for invalid input."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "Error": "ValidationError",
+                    "Message": "The request is invalid: Name: is required",
+                    "Fields": [{"Field": "Name", "Message": "is required"}],
+                }
+            ]
+        }
+    )
+
+    Error: str
+    Message: str
+    Fields: list[ErrorField] | None = None
+
+
+_DESCRIPTIONS = {
+    400: "Invalid input, or a plan limit reached",
+    401: "No token, or a token that is expired, forged or malformed",
+    403: "The token lacks the role this endpoint needs",
+    404: "Not found in your department",
+    409: "The run has already finished",
+    413: "The request body is larger than 1 MiB",
+    503: "A dependency (Kafka) is unavailable",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route: the given error codes plus 400/401/403/413, all with ErrorResult."""
+    wanted = sorted({400, 401, 403, 413, *codes})
+    return {code: {"model": ErrorResult, "description": _DESCRIPTIONS[code]} for code in wanted}
+
+
+class DeletedResult(Schema):
+    Deleted: bool = True
+    Id: int

@@ -23,7 +23,6 @@ from shared.sidecar import SideServer
 
 log = get_logger(__name__)
 
-GROUP_ID = "workflows-dispatcher"
 FULL_RELOAD_S = 300.0
 
 
@@ -52,7 +51,7 @@ class DispatcherService:
         async with self.engine.connect() as conn:
             await self.index.load_all(conn)
         metrics.INDEX_WORKFLOWS.set(len(self.index))
-        self.consumer = create_consumer(settings, settings.topic_events, group_id=GROUP_ID,
+        self.consumer = create_consumer(settings, settings.topic_events, group_id=f"{settings.consumer_group_prefix}-dispatcher",
                                         max_records=settings.dispatcher_batch_max)
         await self.consumer.start()
         dispatcher = BatchDispatcher(self.engine, self.producer, settings, self.index)

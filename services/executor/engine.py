@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -57,6 +59,23 @@ class StepOutcome:
     error: str | None = None
     permanent: bool = False
     retry_after: float | None = None
+
+
+@dataclass(slots=True)
+class _Shown:
+    """What a step's log row shows, filled in as far as the step got."""
+
+    rendered: str | None = None
+    result: str | None = None
+
+
+@contextmanager
+def _template_part(label: str) -> Iterator[None]:
+    """Say which part of the step a template error is in ("OutputTemplate: line 1, column 4: ...")."""
+    try:
+        yield
+    except TemplateError as exc:
+        raise type(exc)(label.format(exc.message), line=exc.line, column=exc.column) from None
 
 
 @dataclass(slots=True)
@@ -130,36 +149,17 @@ class RunExecutor:
 
     async def _step(self, run: ClaimedRun, step: StepDefinition, plan: Plan, context: dict[str, Any],
                     credentials: dict[int, tuple[int, dict[str, Any], str]]) -> StepOutcome:
+        """Perform one step and always record it: log row, and ledger entry unless it may be retried."""
         started = datetime.now(UTC)
         clock = time.perf_counter()
-        rendered: str | None = None
-        result: str | None = None
-        outcome: StepOutcome
+        shown = _Shown()
         action_name = ActionType(step.action_type).name if step.action_type in ActionType._value2member_map_ \
             else str(step.action_type)
+        outcome: StepOutcome
         try:
-            if step.condition:
-                passed, shown = evaluate_condition(step.condition, context)
-                if not passed:
-                    rendered = step.condition[:RENDERED_LOG_CHARS]
-                    result = f"Step skipped: condition evaluated to '{shown.strip()[:200]}'"
-                    outcome = StepOutcome(RunStatus.Skipped)
-                    return outcome
-            action_type = ActionType(step.action_type)
-            credential = self._credential(run, step, action_type, credentials)
-            rendered = render(step.output_template, context)
-            raw_config = parse_action_config(action_type, step.action_config)
-            config = coerce_rendered(action_type, render_config(raw_config, context))
-            ctx = ActionContext(run_id=run.run_id, step_id=step.step_id, workflow_id=run.workflow_id,
-                                department_id=run.department_id, action_type=action_type, content=rendered,
-                                config=dict(config), credential=credential, plan=plan, attempt=run.attempt)
-            deps = ActionDeps(egress=self.egress, settings=self.action_settings,
-                              quota=self._quota(run.department_id, action_type, plan))
-            action_result = await self._run_action(action_type, ctx, deps)
-            result = action_result.message
-            outcome = StepOutcome(RunStatus.Completed)
+            outcome = await self._attempt(run, step, plan, context, credentials, shown)
         except ActionError as exc:
-            result = exc.result
+            shown.result = exc.result
             outcome = StepOutcome(RunStatus.Failed, exc.message, permanent=exc.permanent,
                                   retry_after=exc.retry_after)
         except (TemplateError, ActionConfigError) as exc:
@@ -171,22 +171,48 @@ class RunExecutor:
         except Exception as exc:  # a defect; fail the step visibly rather than the process
             log.exception("step.unexpected_error", run_id=run.run_id, step_id=step.step_id)
             outcome = StepOutcome(RunStatus.Failed, f"Unexpected error: {type(exc).__name__}", permanent=True)
-        finally:
-            duration = int((time.perf_counter() - clock) * 1000)
+        duration = int((time.perf_counter() - clock) * 1000)
         completed = datetime.now(UTC)
         ledger_outcome = {RunStatus.Completed: "completed", RunStatus.Skipped: "skipped"}.get(outcome.status)
         if outcome.status is RunStatus.Failed and outcome.permanent:
             ledger_outcome = "failed"
         await self.store.record_step(
             run_id=run.run_id, step_id=step.step_id, attempt=run.attempt, status=int(outcome.status),
-            rendered=rendered[:RENDERED_LOG_CHARS] if rendered is not None else None,
-            result=result[:ERROR_CHARS] if result else None,
+            rendered=shown.rendered[:RENDERED_LOG_CHARS] if shown.rendered is not None else None,
+            result=shown.result[:ERROR_CHARS] if shown.result else None,
             error=outcome.error[:ERROR_CHARS] if outcome.error else None,
             started=started, completed=completed, duration=duration, outcome=ledger_outcome,
         )
         metrics.STEPS.labels(action_name, outcome.status.name).inc()
         metrics.ACTION_SECONDS.labels(action_name).observe(duration / 1000)
         return outcome
+
+    async def _attempt(self, run: ClaimedRun, step: StepDefinition, plan: Plan, context: dict[str, Any],
+                       credentials: dict[int, tuple[int, dict[str, Any], str]], shown: _Shown) -> StepOutcome:
+        """Condition, credential, rendering and the action; what the log shows is kept in ``shown``."""
+        if step.condition:
+            with _template_part("ConditionExpression: {}"):
+                passed, output = evaluate_condition(step.condition, context)
+            if not passed:
+                shown.rendered = step.condition
+                shown.result = f"Step skipped: condition evaluated to '{output.strip()[:200]}'"
+                return StepOutcome(RunStatus.Skipped)
+        action_type = ActionType(step.action_type)
+        credential = self._credential(run, step, action_type, credentials)
+        with _template_part("OutputTemplate: {}"):
+            shown.rendered = render(step.output_template, context)
+        raw_config = parse_action_config(action_type, step.action_config)
+        with _template_part("ActionConfig.{}"):  # render_config names the field: "url: line 1, ..."
+            rendered_config = render_config(raw_config, context)
+        config = coerce_rendered(action_type, rendered_config)
+        ctx = ActionContext(run_id=run.run_id, step_id=step.step_id, workflow_id=run.workflow_id,
+                            department_id=run.department_id, action_type=action_type, content=shown.rendered,
+                            config=dict(config), credential=credential, plan=plan, attempt=run.attempt)
+        deps = ActionDeps(egress=self.egress, settings=self.action_settings,
+                          quota=self._quota(run.department_id, action_type, plan))
+        action_result = await self._run_action(action_type, ctx, deps)
+        shown.result = action_result.message
+        return StepOutcome(RunStatus.Completed)
 
     async def _run_action(self, action_type: ActionType, ctx: ActionContext, deps: ActionDeps) -> ActionResult:
         action = ACTIONS.get(action_type)

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from services.executor.actions import email, ftp, http_call, s3, sftp, sms, webhooks
+from services.executor.actions import (
+    azure_blob,
+    box,
+    dropbox,
+    email,
+    ftp,
+    http_call,
+    s3,
+    sftp,
+    sms,
+    webhooks,
+)
 from services.executor.actions.base import Action
 from shared.enums import ActionType
 
@@ -19,18 +30,7 @@ ACTIONS: dict[ActionType, Action] = {
     ActionType.SendTeamsMessage: webhooks.send_teams,
     ActionType.SendSlackMessage: webhooks.send_slack,
     ActionType.SendDiscordMessage: webhooks.send_discord,
+    ActionType.UploadFileAzureBlob: azure_blob.upload_azure_blob,
+    ActionType.UploadFileBox: box.upload_box,
+    ActionType.UploadFileDropbox: dropbox.upload_dropbox,
 }
-
-
-def _optional(module: str, name: str, action_type: ActionType) -> None:
-    import importlib
-
-    try:
-        ACTIONS[action_type] = getattr(importlib.import_module(f"services.executor.actions.{module}"), name)
-    except (ImportError, AttributeError):  # pragma: no cover - until every upload action has landed
-        pass
-
-
-_optional("azure_blob", "upload_azure_blob", ActionType.UploadFileAzureBlob)
-_optional("box", "upload_box", ActionType.UploadFileBox)
-_optional("dropbox", "upload_dropbox", ActionType.UploadFileDropbox)

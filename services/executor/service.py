@@ -29,7 +29,6 @@ from shared.sidecar import SideServer
 
 log = get_logger(__name__)
 
-GROUP_ID = "workflows-executor"
 
 
 def action_settings(settings: Settings) -> ActionSettings:
@@ -68,7 +67,7 @@ class ExecutorService:
         store = RunStore(self.engine, self.owner, settings.executor_lease_s)
         self.executor = RunExecutor(store, self.producer, settings, keyring_from(settings), self.egress,
                                     action_settings(settings))
-        self.consumer = create_consumer(settings, group_id=GROUP_ID, max_records=settings.executor_concurrency)
+        self.consumer = create_consumer(settings, group_id=f"{settings.consumer_group_prefix}-executor", max_records=settings.executor_concurrency)
         self.loop = ConcurrentLoop(self.consumer, self._handle, concurrency=settings.executor_concurrency,
                                    drain_timeout_s=settings.shutdown_grace_s)
         self.consumer.subscribe([settings.topic_runs], listener=self.loop)

@@ -25,7 +25,6 @@ from shared.sidecar import SideServer
 
 log = get_logger(__name__)
 
-GROUP_ID = "workflows-health"
 OUTCOMES = Counter("wf_health_outcomes_total", "Run outcomes consumed", ["result"])
 
 
@@ -60,7 +59,7 @@ class HealthService:
         self.engine = create_engine(self.settings, pool_size=4)
         if self.settings.kafka_create_topics:
             await ensure_topics(self.settings)
-        self.consumer = create_consumer(self.settings, self.settings.topic_results, group_id=GROUP_ID)
+        self.consumer = create_consumer(self.settings, self.settings.topic_results, group_id=f"{self.settings.consumer_group_prefix}-health")
         await self.consumer.start()
         self.loop = BatchLoop(self.consumer, self.handle)
         self.side = SideServer(self.health, self.settings.metrics_host, self.side_port)

@@ -41,7 +41,9 @@ def deps(egress: EgressGuard) -> ActionDeps:
 @pytest.fixture
 def strict_deps() -> ActionDeps:
     """The production default: no allowed CIDRs, so loopback is refused."""
-    return ActionDeps(egress=EgressGuard(host_overrides=LOCALHOST), settings=ActionSettings(upload_timeout_s=15.0))
+    return ActionDeps(
+        egress=EgressGuard(host_overrides=LOCALHOST), settings=ActionSettings(upload_timeout_s=15.0)
+    )
 
 
 def make_ctx(

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from azure.storage.blob import AccountSasPermissions, BlobServiceClient, ResourceTypes, generate_account_sas
@@ -36,11 +37,15 @@ def container() -> str:
 @pytest.fixture
 def service(azurite: AzuritePeer, local_ca: LocalCA) -> BlobServiceClient:
     """A synchronous client for reading back what the action stored."""
-    return BlobServiceClient.from_connection_string(azurite.connection_string, connection_verify=str(local_ca.ca_bundle))
+    return BlobServiceClient.from_connection_string(
+        azurite.connection_string, connection_verify=str(local_ca.ca_bundle)
+    )
 
 
-def blob_ctx(credential: dict[str, object], config: dict[str, object] | None = None, content: str = CONTENT):
-    return make_ctx(ActionType.UploadFileAzureBlob, content=content, config=config or {}, credential=credential)
+def blob_ctx(credential: Mapping[str, Any], config: Mapping[str, Any] | None = None, content: str = CONTENT):
+    return make_ctx(
+        ActionType.UploadFileAzureBlob, content=content, config=config or {}, credential=credential
+    )
 
 
 def stored(service: BlobServiceClient, container: str) -> dict[str, bytes]:
@@ -62,7 +67,10 @@ async def test_connection_string_upload_creates_the_container(
     properties = service.get_blob_client(container, "calls/2024/0042.json").get_blob_properties()
     assert properties.content_settings.content_type == "application/json"
     size = len(CONTENT.encode())
-    assert result.message == f"Azure Blob upload: {azurite.account_url}/{container}/calls/2024/0042.json ({size} bytes)"
+    assert (
+        result.message
+        == f"Azure Blob upload: {azurite.account_url}/{container}/calls/2024/0042.json ({size} bytes)"
+    )
 
 
 async def test_account_key_upload_with_default_dated_name(
@@ -92,7 +100,12 @@ async def test_sas_token_upload_keeps_the_token_out_of_the_result(
         permission=AccountSasPermissions(read=True, write=True, create=True, list=True),
         expiry=datetime.now(UTC) + timedelta(hours=1),
     )
-    credential = {"accountName": ACCOUNT_NAME, "sasToken": sas, "accountUrl": azurite.account_url, "containerName": container}
+    credential = {
+        "accountName": ACCOUNT_NAME,
+        "sasToken": sas,
+        "accountUrl": azurite.account_url,
+        "containerName": container,
+    }
 
     result = await upload_azure_blob(blob_ctx(credential, {"blobName": "sas.txt"}), deps)
 
@@ -105,7 +118,9 @@ async def test_existing_blob_is_overwritten(
     azurite: AzuritePeer, service: BlobServiceClient, container: str, deps: ActionDeps
 ) -> None:
     credential = {"connectionString": azurite.connection_string, "containerName": container}
-    await upload_azure_blob(blob_ctx(credential, {"blobName": "log.txt"}, content="first, longer version"), deps)
+    await upload_azure_blob(
+        blob_ctx(credential, {"blobName": "log.txt"}, content="first, longer version"), deps
+    )
 
     await upload_azure_blob(blob_ctx(credential, {"blobName": "log.txt"}, content="second"), deps)
 
@@ -173,7 +188,9 @@ async def test_loopback_is_refused_without_an_allowance(
     assert stored(service, container) == {}
 
 
-def test_missing_azurite_fails_with_install_instructions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_azurite_fails_with_install_instructions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr("tests.peers.azurite.AZURITE_BLOB", tmp_path / "missing" / "azurite-blob")
 
     with pytest.raises(RuntimeError, match=r"npm ci --prefix tools/azurite"):

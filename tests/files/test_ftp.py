@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 import socket
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,8 +32,10 @@ async def ftp(tmp_path: Path):
         yield peer
 
 
-def ftp_ctx(peer: FtpPeer, config: dict[str, object], content: str = CONTENT, **credential: object):
-    return make_ctx(ActionType.UploadFileFtp, content=content, config=config, credential=peer.credential(**credential))
+def ftp_ctx(peer: FtpPeer, config: Mapping[str, Any], content: str = CONTENT, **credential: object):
+    return make_ctx(
+        ActionType.UploadFileFtp, content=content, config=config, credential=peer.credential(**credential)
+    )
 
 
 async def test_uploads_the_content_into_created_folders(ftp: FtpPeer, deps: ActionDeps) -> None:
@@ -41,7 +45,10 @@ async def test_uploads_the_content_into_created_folders(ftp: FtpPeer, deps: Acti
 
     assert files_under(ftp.root) == {"incoming/station-7/call-2024-0042.txt": CONTENT.encode()}
     size = len(CONTENT.encode())
-    assert result.message == f"FTP upload: ftp://localhost:{ftp.port}/incoming/station-7/call-2024-0042.txt ({size} bytes)"
+    assert (
+        result.message
+        == f"FTP upload: ftp://localhost:{ftp.port}/incoming/station-7/call-2024-0042.txt ({size} bytes)"
+    )
 
 
 async def test_default_filename_is_dated_in_utc(ftp: FtpPeer, deps: ActionDeps) -> None:
@@ -64,7 +71,9 @@ async def test_overwrite_false_refuses_an_existing_file(ftp: FtpPeer, deps: Acti
     (ftp.root / "reports" / "log.txt").write_text("keep me")
 
     with pytest.raises(ActionError) as caught:
-        await upload_ftp(ftp_ctx(ftp, {"remotePath": "/reports", "filename": "log.txt", "overwrite": "false"}), deps)
+        await upload_ftp(
+            ftp_ctx(ftp, {"remotePath": "/reports", "filename": "log.txt", "overwrite": "false"}), deps
+        )
 
     assert caught.value.permanent
     assert "/reports/log.txt already exists" in caught.value.message

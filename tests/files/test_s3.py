@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
 
 from services.executor.actions.base import ActionDeps, ActionError
 from services.executor.actions.s3 import upload_s3
+from shared.egress import EgressGuard
 from shared.enums import ActionType
-from tests.files.conftest import make_ctx
+from tests.files.conftest import LOOPBACK, make_ctx
 from tests.peers.s3_server import S3Peer
 from tests.peers.tls import LocalCA
 
@@ -23,7 +25,7 @@ CONTENT = "Shift 2024-06-01 A: 14 personnel on duty — Engine 3 ✓\n"
 
 @pytest.fixture(scope="module")
 def s3(local_ca: LocalCA) -> Iterator[S3Peer]:
-    with S3Peer(local_ca) as peer:
+    with S3Peer(local_ca, hostnames=("localhost", "127.0.0.1", "minio")) as peer:
         yield peer
 
 
@@ -48,9 +50,12 @@ def bucket(s3: S3Peer, iam_keys: dict[str, str]) -> Any:
     return s3.bucket(BUCKET, iam_keys["accessKeyId"], iam_keys["secretAccessKey"])
 
 
-def s3_ctx(s3: S3Peer, keys: dict[str, str], config: dict[str, object], **credential: object):
+def s3_ctx(s3: S3Peer, keys: dict[str, str], config: Mapping[str, Any], **credential: object):
     return make_ctx(
-        ActionType.UploadFileS3, content=CONTENT, config=config, credential=s3.credential(BUCKET, **keys | credential)
+        ActionType.UploadFileS3,
+        content=CONTENT,
+        config=config,
+        credential=s3.credential(BUCKET, **keys | credential),
     )
 
 
@@ -58,7 +63,9 @@ def keys_in(bucket) -> list[str]:
     return [o.key for o in bucket.objects.all()]
 
 
-async def test_uploads_the_object_with_its_content_type(s3: S3Peer, iam_keys, bucket, deps: ActionDeps) -> None:
+async def test_uploads_the_object_with_its_content_type(
+    s3: S3Peer, iam_keys, bucket, deps: ActionDeps
+) -> None:
     config = {"s3Key": "calls/2024/0042.json", "contentType": "application/json"}
 
     result = await upload_s3(s3_ctx(s3, iam_keys, config), deps)
@@ -83,7 +90,9 @@ async def test_server_side_encryption_is_requested(s3: S3Peer, iam_keys, bucket,
     assert bucket.Object("sse.txt").get()["ServerSideEncryption"] == "AES256"
 
 
-@pytest.mark.parametrize("override", [{"secretAccessKey": "wrong-secret"}, {"accessKeyId": "AKIAUNKNOWN000000000"}])
+@pytest.mark.parametrize(
+    "override", [{"secretAccessKey": "wrong-secret"}, {"accessKeyId": "AKIAUNKNOWN000000000"}]
+)
 async def test_bad_keys_are_permanent(s3: S3Peer, iam_keys, bucket, deps: ActionDeps, override) -> None:
     with pytest.raises(ActionError) as caught:
         await upload_s3(s3_ctx(s3, iam_keys | override, {"s3Key": "x.txt"}), deps)
@@ -139,7 +148,10 @@ async def test_loopback_endpoint_is_refused_without_an_allowance(
 async def test_untrusted_certificate_is_refused(iam_keys, local_ca: LocalCA, deps: ActionDeps) -> None:
     with S3Peer(local_ca, hostnames=("s3.example.org",)) as other:
         ctx = make_ctx(
-            ActionType.UploadFileS3, content=CONTENT, config={}, credential=other.credential(BUCKET, **iam_keys)
+            ActionType.UploadFileS3,
+            content=CONTENT,
+            config={},
+            credential=other.credential(BUCKET, **iam_keys),
         )
 
         with pytest.raises(ActionError) as caught:
@@ -147,3 +159,18 @@ async def test_untrusted_certificate_is_refused(iam_keys, local_ca: LocalCA, dep
 
     assert caught.value.permanent
     assert "certificate" in caught.value.message
+
+
+async def test_connections_resolve_through_the_egress_guard(
+    s3: S3Peer, iam_keys, bucket, deps: ActionDeps
+) -> None:
+    # "minio" (a compose-style service name) exists only in the guard's overrides, not in DNS.
+    egress = EgressGuard(allow_cidrs=LOOPBACK, host_overrides={"minio": "127.0.0.1"})
+    endpoint = f"https://minio:{s3.port}"
+
+    await upload_s3(
+        s3_ctx(s3, iam_keys, {"s3Key": "pinned.txt"}, endpointUrl=endpoint),
+        dataclasses.replace(deps, egress=egress),
+    )
+
+    assert bucket.Object("pinned.txt").get()["Body"].read() == CONTENT.encode()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 import socket
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import asyncssh
 import pytest
@@ -29,14 +31,18 @@ async def sftp(tmp_path: Path, client_key: asyncssh.SSHKey):
         yield peer
 
 
-def sftp_ctx(peer: SftpPeer, config: dict[str, object], content: str = CONTENT, **credential: object):
+def sftp_ctx(peer: SftpPeer, config: Mapping[str, Any], content: str = CONTENT, **credential: object):
     return make_ctx(
         ActionType.UploadFileSftp, content=content, config=config, credential=peer.credential(**credential)
     )
 
 
-async def test_uploads_into_created_folders_and_shows_the_unpinned_key(sftp: SftpPeer, deps: ActionDeps) -> None:
-    result = await upload_sftp(sftp_ctx(sftp, {"remotePath": "/drop/calls", "filename": "2024/0042.txt"}), deps)
+async def test_uploads_into_created_folders_and_shows_the_unpinned_key(
+    sftp: SftpPeer, deps: ActionDeps
+) -> None:
+    result = await upload_sftp(
+        sftp_ctx(sftp, {"remotePath": "/drop/calls", "filename": "2024/0042.txt"}), deps
+    )
 
     assert files_under(sftp.root) == {"drop/calls/2024/0042.txt": CONTENT.encode()}
     size = len(CONTENT.encode())
@@ -66,9 +72,13 @@ class TestHostKeyPinning:
         assert (sftp.root / "b.txt").read_bytes() == CONTENT.encode()
 
     @pytest.mark.parametrize("form", ["line", "fingerprint"])
-    async def test_wrong_pin_refuses_and_uploads_nothing(self, sftp: SftpPeer, deps: ActionDeps, form: str) -> None:
+    async def test_wrong_pin_refuses_and_uploads_nothing(
+        self, sftp: SftpPeer, deps: ActionDeps, form: str
+    ) -> None:
         other = asyncssh.generate_private_key("ssh-ed25519")
-        pin = other.export_public_key("openssh").decode() if form == "line" else other.get_fingerprint("sha256")
+        pin = (
+            other.export_public_key("openssh").decode() if form == "line" else other.get_fingerprint("sha256")
+        )
 
         with pytest.raises(ActionError) as caught:
             await upload_sftp(sftp_ctx(sftp, {"filename": "c.txt"}, hostKey=pin), deps)
@@ -97,13 +107,17 @@ class TestAuthentication:
         pem = client_key.export_private_key("openssh", passphrase="open sesame", rounds=4).decode()
 
         await upload_sftp(
-            sftp_ctx(sftp, {"filename": "k.txt"}, password=None, privateKey=pem, privateKeyPassphrase="open sesame"),
+            sftp_ctx(
+                sftp, {"filename": "k.txt"}, password=None, privateKey=pem, privateKeyPassphrase="open sesame"
+            ),
             deps,
         )
 
         assert (sftp.root / "k.txt").read_bytes() == CONTENT.encode()
 
-    async def test_pkcs8_pem_private_key(self, sftp: SftpPeer, deps: ActionDeps, client_key: asyncssh.SSHKey) -> None:
+    async def test_pkcs8_pem_private_key(
+        self, sftp: SftpPeer, deps: ActionDeps, client_key: asyncssh.SSHKey
+    ) -> None:
         pem = client_key.export_private_key("pkcs8-pem").decode()
 
         await upload_sftp(sftp_ctx(sftp, {"filename": "p.txt"}, password=None, privateKey=pem), deps)
@@ -164,7 +178,9 @@ class TestOverwrite:
         assert (sftp.root / "new.txt").read_bytes() == CONTENT.encode()
 
 
-@pytest.mark.parametrize(("remote_path", "filename"), [("/", "../../escaped.txt"), ("/x/../..", "escaped.txt")])
+@pytest.mark.parametrize(
+    ("remote_path", "filename"), [("/", "../../escaped.txt"), ("/x/../..", "escaped.txt")]
+)
 async def test_path_escapes_are_refused(
     tmp_path: Path, sftp: SftpPeer, deps: ActionDeps, remote_path: str, filename: str
 ) -> None:

@@ -19,7 +19,9 @@ from tests.peers.tls import LocalCA
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 AZURITE_BLOB = REPO_ROOT / "tools" / "azurite" / "node_modules" / ".bin" / "azurite-blob"
-INSTALL_HINT = "Azurite is not installed: run `npm ci --prefix tools/azurite` in the repository root (needs Node.js)"
+INSTALL_HINT = (
+    "Azurite is not installed: run `npm ci --prefix tools/azurite` in the repository root (needs Node.js)"
+)
 
 # Azurite's well-known development account (public, documented by Microsoft).
 ACCOUNT_NAME = "devstoreaccount1"
@@ -102,7 +104,9 @@ class AzuritePeer:
             except OSError:
                 time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"Azurite did not listen on 127.0.0.1:{self.port} within {self._startup_timeout:g} s")
+        raise RuntimeError(
+            f"Azurite did not listen on 127.0.0.1:{self.port} within {self._startup_timeout:g} s"
+        )
 
     def stop(self) -> None:
         process, self._process = self._process, None

@@ -47,7 +47,9 @@ class _TlsMotoServer(ThreadedMotoServer):
 class S3Peer:
     """moto's S3 on 127.0.0.1 (random port); ``endpoint_url`` uses the host name "localhost"."""
 
-    def __init__(self, ca: LocalCA | None = None, hostnames: tuple[str, ...] = ("localhost", "127.0.0.1")) -> None:
+    def __init__(
+        self, ca: LocalCA | None = None, hostnames: tuple[str, ...] = ("localhost", "127.0.0.1")
+    ) -> None:
         self._server = _TlsMotoServer(ca.server_context(*hostnames) if ca is not None else None)
         self._scheme = "https" if ca is not None else "http"
         self._verify: str | bool = str(ca.ca_bundle) if ca is not None else True

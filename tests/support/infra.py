@@ -16,7 +16,8 @@ from wf.postgres_local import LocalPostgres
 from wf.procs import stop_pid
 
 REPO = Path(__file__).resolve().parents[2]
-TEST_RUN_DIR = REPO / ".run" / "test"
+# WF_TEST_RUN_DIR lets several suites run side by side on one machine, each with its own servers.
+TEST_RUN_DIR = Path(os.environ.get("WF_TEST_RUN_DIR", REPO / ".run" / "test")).resolve()
 # Fixed test-only keys: never used outside the test suite.
 TEST_JWT_SECRET = "test-only-jwt-secret-0123456789abcdef0123456789"
 TEST_MASTER_KEY = base64.b64encode(bytes(range(32))).decode()

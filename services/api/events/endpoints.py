@@ -11,17 +11,19 @@ from pydantic import BaseModel, Field
 
 from services.api.deps import DepartmentAdminDep, StateDep
 from services.api.errors import BadRequest, ServiceUnavailable
+from services.api.schemas import InputSchema, error_responses
 from shared.enums import EventType
 from shared.messages import EventEnvelope, new_event_id
 
 router = APIRouter(prefix="/api/v4/workflows", tags=["Events"])
 
 
-class EventInput(BaseModel):
-    EventId: str | None = Field(default=None, min_length=1, max_length=64,
-                                description="Idempotency key; generated when omitted")
+class EventInput(InputSchema):
+    EventId: str | None = Field(
+        default=None, min_length=1, max_length=64, description="Idempotency key; generated when omitted"
+    )
     DepartmentId: int | None = Field(default=None, description="Defaults to the token's department")
-    EventType: int | str = Field(description="Event type value (0-27) or name, e.g. 3 or \"UnitStatusChanged\"")
+    EventType: int | str = Field(description='Event type value (0-27) or name, e.g. 3 or "UnitStatusChanged"')
     OccurredOn: datetime | None = None
     Payload: dict[str, Any] = Field(default_factory=dict)
 
@@ -30,7 +32,13 @@ class EventAccepted(BaseModel):
     EventId: str
 
 
-@router.post("/events", status_code=202, response_model=EventAccepted, summary="Publish a trigger event")
+@router.post(
+    "/events",
+    status_code=202,
+    response_model=EventAccepted,
+    summary="Publish a trigger event",
+    responses=error_responses(503),
+)
 async def publish_event(body: EventInput, state: StateDep, admin: DepartmentAdminDep) -> EventAccepted:
     if body.DepartmentId is not None and body.DepartmentId != admin.department_id:
         raise BadRequest("DepartmentId must be your own department (or omitted)")
@@ -38,7 +46,7 @@ async def publish_event(body: EventInput, state: StateDep, admin: DepartmentAdmi
         envelope = EventEnvelope(
             EventId=body.EventId or new_event_id(),
             DepartmentId=admin.department_id,
-            EventType=body.EventType,  # type: ignore[arg-type]
+            EventType=body.EventType,
             OccurredOn=body.OccurredOn or datetime.now(UTC),
             Payload=body.Payload,
         )
@@ -50,8 +58,9 @@ async def publish_event(body: EventInput, state: StateDep, admin: DepartmentAdmi
     if len(value) > state.settings.max_event_bytes:
         raise BadRequest(f"The event is larger than {state.settings.max_event_bytes} bytes")
     try:
-        await state.producer.send_and_wait(state.settings.topic_events, value=value,
-                                           key=str(envelope.DepartmentId).encode())
+        await state.producer.send_and_wait(
+            state.settings.topic_events, value=value, key=str(envelope.DepartmentId).encode()
+        )
     except Exception as exc:
         raise ServiceUnavailable(f"The event could not be queued ({type(exc).__name__}); try again") from exc
     return EventAccepted(EventId=envelope.EventId)

@@ -1,31 +1,120 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path
 
 from services.api.deps import DepartmentAdminDep, SessionDep
+from services.api.schemas import INT32_MAX, DeletedResult, error_responses
 from services.api.workflows.mapping import step_result, workflow_result
-from services.api.workflows.schemas import WorkflowInput, WorkflowResult, WorkflowStepInput, WorkflowStepResult
+from services.api.workflows.schemas import (
+    WorkflowInput,
+    WorkflowResult,
+    WorkflowStepInput,
+    WorkflowStepResult,
+)
 from services.api.workflows.service import workflow_service
 
 router = APIRouter(prefix="/api/v4/workflows", tags=["Workflows"])
 
+WorkflowId = Annotated[int, Path(ge=1, le=INT32_MAX, description="Workflow ID")]
+StepId = Annotated[int, Path(ge=1, le=INT32_MAX, description="Step ID")]
 
-@router.get("", response_model=list[WorkflowResult], summary="List workflows")
+
+@router.get("", response_model=list[WorkflowResult], summary="List workflows", responses=error_responses())
 async def list_workflows(session: SessionDep, admin: DepartmentAdminDep) -> list[WorkflowResult]:
     return [workflow_result(w) for w in await workflow_service.list(session, admin)]
 
 
-@router.post("", response_model=WorkflowResult, summary="Create a workflow")
-async def create_workflow(body: WorkflowInput, session: SessionDep, admin: DepartmentAdminDep) -> WorkflowResult:
+@router.post(
+    "",
+    response_model=WorkflowResult,
+    summary="Create a workflow",
+    description="Capped per plan (Free 3, Paid 28 workflows); MaxRetryCount above 5 is stored as 5.",
+    responses=error_responses(),
+)
+async def create_workflow(
+    body: WorkflowInput, session: SessionDep, admin: DepartmentAdminDep
+) -> WorkflowResult:
     return workflow_result(await workflow_service.create(session, admin, body))
 
 
-@router.get("/{workflow_id}", response_model=WorkflowResult, summary="Get a workflow with its steps")
-async def get_workflow(workflow_id: int, session: SessionDep, admin: DepartmentAdminDep) -> WorkflowResult:
+@router.get(
+    "/{workflow_id}",
+    response_model=WorkflowResult,
+    summary="Get a workflow with its steps",
+    responses=error_responses(404),
+)
+async def get_workflow(
+    workflow_id: WorkflowId, session: SessionDep, admin: DepartmentAdminDep
+) -> WorkflowResult:
     return workflow_result(await workflow_service.get(session, admin, workflow_id))
 
 
-@router.post("/{workflow_id}/steps", response_model=WorkflowStepResult, summary="Add a step")
-async def add_step(workflow_id: int, body: WorkflowStepInput, session: SessionDep,
-                   admin: DepartmentAdminDep) -> WorkflowStepResult:
+@router.put(
+    "/{workflow_id}",
+    response_model=WorkflowResult,
+    summary="Update a workflow",
+    description="Every field as in create; TriggerEventType may change.",
+    responses=error_responses(404),
+)
+async def update_workflow(
+    workflow_id: WorkflowId, body: WorkflowInput, session: SessionDep, admin: DepartmentAdminDep
+) -> WorkflowResult:
+    return workflow_result(await workflow_service.update(session, admin, workflow_id, body))
+
+
+@router.delete(
+    "/{workflow_id}",
+    response_model=DeletedResult,
+    summary="Delete a workflow",
+    description="Deletes its steps, runs and run logs too.",
+    responses=error_responses(404),
+)
+async def delete_workflow(
+    workflow_id: WorkflowId, session: SessionDep, admin: DepartmentAdminDep
+) -> DeletedResult:
+    await workflow_service.delete(session, admin, workflow_id)
+    return DeletedResult(Id=workflow_id)
+
+
+@router.post(
+    "/{workflow_id}/steps",
+    response_model=WorkflowStepResult,
+    summary="Add a step",
+    description="Capped per plan (Free 5, Paid 20 steps per workflow).",
+    responses=error_responses(404),
+)
+async def add_step(
+    workflow_id: WorkflowId, body: WorkflowStepInput, session: SessionDep, admin: DepartmentAdminDep
+) -> WorkflowStepResult:
     return step_result(await workflow_service.add_step(session, admin, workflow_id, body))
+
+
+@router.put(
+    "/{workflow_id}/steps/{step_id}",
+    response_model=WorkflowStepResult,
+    summary="Update a step",
+    responses=error_responses(404),
+)
+async def update_step(
+    workflow_id: WorkflowId,
+    step_id: StepId,
+    body: WorkflowStepInput,
+    session: SessionDep,
+    admin: DepartmentAdminDep,
+) -> WorkflowStepResult:
+    return step_result(await workflow_service.update_step(session, admin, workflow_id, step_id, body))
+
+
+@router.delete(
+    "/{workflow_id}/steps/{step_id}",
+    response_model=DeletedResult,
+    summary="Delete a step",
+    responses=error_responses(404),
+)
+async def delete_step(
+    workflow_id: WorkflowId, step_id: StepId, session: SessionDep, admin: DepartmentAdminDep
+) -> DeletedResult:
+    await workflow_service.delete_step(session, admin, workflow_id, step_id)
+    return DeletedResult(Id=step_id)

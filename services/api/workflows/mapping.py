@@ -23,8 +23,9 @@ def step_result(step: WorkflowStep) -> WorkflowStepResult:
 
 
 def workflow_result(workflow: Workflow, steps: list[WorkflowStep] | None = None) -> WorkflowResult:
-    ordered = sorted(steps if steps is not None else workflow.steps,
-                     key=lambda s: (s.step_order, s.workflow_step_id))
+    ordered = sorted(
+        steps if steps is not None else workflow.steps, key=lambda s: (s.step_order, s.workflow_step_id)
+    )
     return WorkflowResult(
         WorkflowId=workflow.workflow_id,
         DepartmentId=workflow.department_id,

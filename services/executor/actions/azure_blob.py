@@ -30,7 +30,14 @@ from azure.core.pipeline.transport import AioHttpTransport
 from azure.storage.blob import ContentSettings
 from azure.storage.blob.aio import BlobServiceClient
 
-from services.executor.actions.base import ActionContext, ActionDeps, ActionError, ActionResult, permanent, transient
+from services.executor.actions.base import (
+    ActionContext,
+    ActionDeps,
+    ActionError,
+    ActionResult,
+    permanent,
+    transient,
+)
 from services.executor.actions.filenames import byte_count, encode_content, safe_object_key, secret_value
 from services.executor.actions.results import blocked_error, find_cause, redact, required_text, text_value
 from services.executor.actions.s3 import EgressResolver
@@ -54,10 +61,14 @@ def _service_client(credential: Any, transport: AioHttpTransport, timeout: float
     account_name = text_value(credential, "accountName", what=WHAT)
     if not account_name:
         raise permanent(f"{WHAT} needs a connectionString, or an accountName with an accountKey or sasToken")
-    account_url = text_value(credential, "accountUrl", what=WHAT) or f"https://{account_name}.blob.core.windows.net"
+    account_url = (
+        text_value(credential, "accountUrl", what=WHAT) or f"https://{account_name}.blob.core.windows.net"
+    )
     parts = urlsplit(account_url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise permanent(f"{WHAT} has an invalid 'accountUrl' {account_url[:80]!r}: expected http(s)://host/...")
+        raise permanent(
+            f"{WHAT} has an invalid 'accountUrl' {account_url[:80]!r}: expected http(s)://host/..."
+        )
     account_key = secret_value(credential, "accountKey", what=WHAT)
     sas_token = secret_value(credential, "sasToken", what=WHAT)
     secret: Any
@@ -81,7 +92,9 @@ async def upload_azure_blob(ctx: ActionContext, deps: ActionDeps) -> ActionResul
         raise permanent("Azure Blob upload needs an Azure Blob Storage credential")
     container = required_text(credential, "containerName", what=WHAT)
     blob_name = safe_object_key(text_value(ctx.config, "blobName", what="Action config"), what="Blob name")
-    content_type = text_value(ctx.config, "contentType", what="Action config", default="text/plain") or "text/plain"
+    content_type = (
+        text_value(ctx.config, "contentType", what="Action config", default="text/plain") or "text/plain"
+    )
     data = encode_content(ctx.content)
     secrets = [str(credential.get(k) or "") for k in _SECRET_KEYS]
     timeout = deps.settings.upload_timeout_s
@@ -122,7 +135,10 @@ async def upload_azure_blob(ctx: ActionContext, deps: ActionDeps) -> ActionResul
         if error is None:
             raise
         raise ActionError(
-            redact(error.message, secrets), permanent=error.permanent, retry_after=error.retry_after, result=error.result
+            redact(error.message, secrets),
+            permanent=error.permanent,
+            retry_after=error.retry_after,
+            result=error.result,
         ) from None
     finally:
         await session.close()
@@ -136,9 +152,13 @@ def _classify(exc: BaseException, *, blob_url: str) -> ActionError | None:
     if blocked is not None:
         return blocked_error(blocked, "Azure Blob endpoint")
     if find_cause(exc, ssl.SSLCertVerificationError) is not None:
-        return permanent(f"Azure Blob upload to {blob_url}: the endpoint's TLS certificate could not be verified")
+        return permanent(
+            f"Azure Blob upload to {blob_url}: the endpoint's TLS certificate could not be verified"
+        )
     if isinstance(exc, ClientAuthenticationError):
-        return permanent(f"Azure Blob upload to {blob_url} was refused: authentication failed ({_reason(exc)})")
+        return permanent(
+            f"Azure Blob upload to {blob_url} was refused: authentication failed ({_reason(exc)})"
+        )
     if isinstance(exc, HttpResponseError):
         status = exc.status_code or 0
         message = f"Azure Blob upload to {blob_url} failed: HTTP {status} {_reason(exc)}".rstrip()
@@ -146,8 +166,12 @@ def _classify(exc: BaseException, *, blob_url: str) -> ActionError | None:
         if status in (408, 429) or status >= 500 or status == 0:
             return transient(message, result=result)
         return permanent(message, result=result)
-    if isinstance(exc, ServiceRequestError | ServiceResponseError | TimeoutError | OSError | aiohttp.ClientError):
-        return transient(f"Azure Blob upload to {blob_url} failed: could not reach the endpoint ({type(exc).__name__})")
+    if isinstance(
+        exc, ServiceRequestError | ServiceResponseError | TimeoutError | OSError | aiohttp.ClientError
+    ):
+        return transient(
+            f"Azure Blob upload to {blob_url} failed: could not reach the endpoint ({type(exc).__name__})"
+        )
     return None
 
 

@@ -81,7 +81,9 @@ def safe_directory(value: str | None, *, what: str) -> str:
     return "/" + "/".join(segments)
 
 
-def join_remote_path(directory: str | None, filename: str | None, *, now: datetime | None = None) -> RemotePath:
+def join_remote_path(
+    directory: str | None, filename: str | None, *, now: datetime | None = None
+) -> RemotePath:
     """``remotePath`` + ``filename`` (default dated name); sub-folders of the filename join the directory."""
     base = safe_directory(directory, what="Remote path")
     name = filename if filename else default_filename(now)

@@ -23,7 +23,14 @@ from typing import Any
 import aioftp
 from aioftp.common import SSLSessionBoundContext
 
-from services.executor.actions.base import ActionContext, ActionDeps, ActionError, ActionResult, permanent, transient
+from services.executor.actions.base import (
+    ActionContext,
+    ActionDeps,
+    ActionError,
+    ActionResult,
+    permanent,
+    transient,
+)
 from services.executor.actions.filenames import (
     RemotePath,
     byte_count,
@@ -51,7 +58,9 @@ class _PinnedAddressClient(aioftp.Client):
         super().__init__(**kwargs)
         self._address = address
 
-    async def _open_connection(self, host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def _open_connection(
+        self, host: str, port: int
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         # Overrides aioftp's private hook: ``host`` may be an address from a PASV reply and is ignored.
         context: ssl.SSLContext | None = None
         if self._stream is not None:
@@ -71,7 +80,7 @@ class _PinnedAddressClient(aioftp.Client):
 def _tls_mode(credential: Any) -> bool:
     mode = (text_value(credential, "tls", what=WHAT, default="none") or "none").lower()
     if mode not in ("none", "explicit"):
-        raise permanent(f"{WHAT} has an invalid 'tls': {mode!r} (use \"none\" or \"explicit\")")
+        raise permanent(f'{WHAT} has an invalid \'tls\': {mode!r} (use "none" or "explicit")')
     return mode == "explicit"
 
 
@@ -159,7 +168,9 @@ def _classify(exc: BaseException, *, stage: str, host: str, username: str, url: 
         if stage == "logging in" and code in ("530", "331", "332"):
             return permanent(f"FTP login to {host} failed for user {username!r} ({code} {detail})")
         if stage.startswith("starting TLS"):
-            return permanent(f"FTP server {host} does not support explicit TLS (AUTH TLS answered {code} {detail})")
+            return permanent(
+                f"FTP server {host} does not support explicit TLS (AUTH TLS answered {code} {detail})"
+            )
         message = f"FTP {stage} failed for {url}: {code} {detail}".rstrip()
         return transient(message) if code.startswith("4") else permanent(message)
     if find_cause(exc, ssl.SSLCertVerificationError) is not None:

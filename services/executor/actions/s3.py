@@ -37,7 +37,14 @@ from botocore.exceptions import (
     SSLError,
 )
 
-from services.executor.actions.base import ActionContext, ActionDeps, ActionError, ActionResult, permanent, transient
+from services.executor.actions.base import (
+    ActionContext,
+    ActionDeps,
+    ActionError,
+    ActionResult,
+    permanent,
+    transient,
+)
 from services.executor.actions.filenames import byte_count, encode_content, safe_object_key, secret_value
 from services.executor.actions.results import blocked_error, find_cause, required_text, text_value
 from shared.egress import EgressBlocked, EgressGuard
@@ -67,7 +74,14 @@ _PERMANENT_CODES = frozenset(
     }
 )
 _TRANSIENT_CODES = frozenset(
-    {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestTimeTooSkewed", "ServiceUnavailable"}
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "RequestTimeout",
+        "RequestTimeTooSkewed",
+        "ServiceUnavailable",
+    }
 )
 
 
@@ -97,7 +111,7 @@ class EgressResolver(AbstractResolver):
         return None
 
 
-class _HostnameCheckingSession(AIOHTTPSession):
+class _HostnameCheckingSession(AIOHTTPSession):  # type: ignore[misc]  # aiobotocore is untyped
     """aiobotocore's aiohttp session with a context that checks the certificate's host name.
 
     aiobotocore starts from urllib3's context, which leaves ``check_hostname`` off because urllib3
@@ -143,12 +157,16 @@ async def upload_s3(ctx: ActionContext, deps: ActionDeps) -> ActionResult:
     endpoint_url, endpoint_host, endpoint_port = _endpoint(credential)
 
     key = safe_object_key(text_value(ctx.config, "s3Key", what="Action config"), what="S3 key")
-    content_type = text_value(ctx.config, "contentType", what="Action config", default="text/plain") or "text/plain"
+    content_type = (
+        text_value(ctx.config, "contentType", what="Action config", default="text/plain") or "text/plain"
+    )
     extra: dict[str, Any] = {}
     sse = text_value(ctx.config, "serverSideEncryption", what="Action config")
     if sse is not None:
         if sse not in _SSE_VALUES:
-            raise permanent(f"Action config has an invalid 'serverSideEncryption' {sse!r} (use AES256 or aws:kms)")
+            raise permanent(
+                f"Action config has an invalid 'serverSideEncryption' {sse!r} (use AES256 or aws:kms)"
+            )
         extra["ServerSideEncryption"] = sse
     kms_key_id = text_value(ctx.config, "kmsKeyId", what="Action config")
     if kms_key_id is not None:
@@ -215,7 +233,9 @@ def _classify(exc: BaseException, *, location: str, secrets: list[str]) -> Actio
     if isinstance(exc, NoCredentialsError | ParamValidationError):
         return permanent(f"S3 upload to {location} is misconfigured: {exc}")
     if find_cause(exc, ssl.SSLCertVerificationError) is not None or isinstance(exc, SSLError):
-        return permanent(f"S3 upload to {location}: the endpoint's TLS certificate could not be verified ({exc})")
+        return permanent(
+            f"S3 upload to {location}: the endpoint's TLS certificate could not be verified ({exc})"
+        )
     if isinstance(exc, ConnectTimeoutError | ReadTimeoutError | TimeoutError):
         return transient(f"S3 upload to {location} timed out")
     if isinstance(exc, EndpointConnectionError | ConnectionClosedError):

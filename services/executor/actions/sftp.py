@@ -23,7 +23,14 @@ from typing import Any
 
 import asyncssh
 
-from services.executor.actions.base import ActionContext, ActionDeps, ActionError, ActionResult, permanent, transient
+from services.executor.actions.base import (
+    ActionContext,
+    ActionDeps,
+    ActionError,
+    ActionResult,
+    permanent,
+    transient,
+)
 from services.executor.actions.filenames import (
     RemotePath,
     byte_count,
@@ -75,7 +82,9 @@ def parse_host_key_pin(value: str | None) -> HostKeyPin | None:
         except (binascii.Error, ValueError):
             raw = b""
         if len(raw) != 32:
-            raise permanent(f"{WHAT} has an invalid 'hostKey' fingerprint {text[:60]!r} (expected SHA256:<base64>)")
+            raise permanent(
+                f"{WHAT} has an invalid 'hostKey' fingerprint {text[:60]!r} (expected SHA256:<base64>)"
+            )
         return HostKeyPin(text=text, fingerprint="SHA256:" + digest)
     try:
         key = asyncssh.import_public_key(text)

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.enums import OPEN_RUN_STATUSES, RunStatus
+from shared.models import WorkflowRun, WorkflowRunLog
+
+_OPEN = [int(s) for s in OPEN_RUN_STATUSES]
+
+
+class RunRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @classmethod
+    def from_session(cls, session: AsyncSession) -> RunRepository:
+        return cls(session)
+
+    async def page(
+        self, department_id: int, *, workflow_id: int | None, offset: int, limit: int
+    ) -> Sequence[WorkflowRun]:
+        stmt = select(WorkflowRun).where(WorkflowRun.department_id == department_id)
+        if workflow_id is not None:
+            stmt = stmt.where(WorkflowRun.workflow_id == workflow_id)
+        stmt = stmt.order_by(WorkflowRun.workflow_run_id.desc()).offset(offset).limit(limit)
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def open_runs(self, department_id: int) -> Sequence[WorkflowRun]:
+        stmt = (
+            select(WorkflowRun)
+            .where(WorkflowRun.department_id == department_id, WorkflowRun.status.in_(_OPEN))
+            .order_by(WorkflowRun.workflow_run_id.desc())
+        )
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def get(self, department_id: int, run_id: int, *, for_update: bool = False) -> WorkflowRun | None:
+        stmt = select(WorkflowRun).where(
+            WorkflowRun.workflow_run_id == run_id, WorkflowRun.department_id == department_id
+        )
+        if for_update:
+            stmt = stmt.with_for_update()
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def logs(self, run_id: int) -> Sequence[WorkflowRunLog]:
+        stmt = (
+            select(WorkflowRunLog)
+            .where(WorkflowRunLog.workflow_run_id == run_id)
+            .order_by(WorkflowRunLog.started_on, WorkflowRunLog.workflow_run_log_id)
+        )
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def add(self, run: WorkflowRun) -> WorkflowRun:
+        self.session.add(run)
+        await self.session.flush()
+        return run
+
+    async def cancel_open(self, department_id: int, *, run_id: int | None = None) -> Sequence[WorkflowRun]:
+        """Cancel the department's open runs (or one of them); returns the runs it cancelled."""
+        stmt = (
+            update(WorkflowRun)
+            .where(WorkflowRun.department_id == department_id, WorkflowRun.status.in_(_OPEN))
+            .values(
+                status=int(RunStatus.Cancelled), completed_on=func.now(), lease_owner=None, lease_until=None
+            )
+            .returning(WorkflowRun)
+            .execution_options(synchronize_session=False)
+        )
+        if run_id is not None:
+            stmt = stmt.where(WorkflowRun.workflow_run_id == run_id)
+        return (await self.session.execute(stmt)).scalars().all()

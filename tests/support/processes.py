@@ -1,0 +1,59 @@
+"""Services as real OS processes (for crash tests): the same command line the image and `make up` use."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from shared.config import Settings
+from wf.procs import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WF_")}
+    for name, value in settings.model_dump().items():
+        if value is None or name == "extra":
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[f"WF_{name.upper()}"] = str(value.value if hasattr(value, "value") else value)
+    env["WF_LOG_JSON"] = "true"
+    return env
+
+
+class ServiceProcess:
+    def __init__(self, name: str, settings: Settings, log_dir: Path) -> None:
+        self.name = name
+        self.settings = settings
+        self.log_path = log_dir / f"{name}-{time.monotonic_ns()}.log"
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ServiceProcess:
+        env = settings_env(self.settings)
+        env[f"WF_{self.name.upper()}_PORT"] = str(self.port)
+        if self.name == "api":
+            env["WF_API_PORT"] = str(self.port)
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", f"services.{self.name}"], env=env, cwd=REPO,
+                                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        return self
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def terminate(self, timeout: float = 30.0) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=timeout)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
