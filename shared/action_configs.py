@@ -66,7 +66,7 @@ def _one_line_text(value: str) -> str:
     # A rendered template often ends with a newline; in a header-like field it becomes a space.
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
-    return " ".join(value.split())
+    return re.sub(r"\s*[\r\n]+\s*", " ", value).strip()
 
 
 def _emails(value: str) -> str:

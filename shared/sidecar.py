@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator
 
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -31,12 +32,19 @@ def side_app(check: HealthCheck) -> Starlette:
     return Starlette(routes=[Route("/healthz", healthz), Route("/metrics", metrics)])
 
 
+class _SignalFreeServer(uvicorn.Server):
+    """The service owns SIGTERM/SIGINT (graceful stop); the side server must not capture them."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 class SideServer:
     def __init__(self, check: HealthCheck, host: str, port: int) -> None:
         config = uvicorn.Config(side_app(check), host=host, port=port, log_level="warning", access_log=False,
                                 lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._server = _SignalFreeServer(config)
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:

@@ -169,7 +169,7 @@ class LocalKafka:
             self._write_config()
         if not (self.home / "data" / "meta.properties").exists():
             self._format(libs)
-        cmd = [java_executable(), f"-Xms256m", f"-Xmx{self.heap}", "-XX:+UseSerialGC", "-XX:+ExitOnOutOfMemoryError"]
+        cmd = [java_executable(), "-Xms256m", f"-Xmx{self.heap}", "-XX:+UseSerialGC", "-XX:+ExitOnOutOfMemoryError"]
         if self.fast_start:
             cmd.append("-XX:TieredStopAtLevel=1")
         cmd += [f"-Dlog4j2.configurationFile={self.home / 'log4j2.yaml'}", "-cp", f"{libs}/*", "kafka.Kafka",

@@ -37,12 +37,18 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def stop_pid(pid: int, *, timeout: float = 30.0, sig: int = signal.SIGTERM) -> None:
-    """SIGTERM the process group (then SIGKILL after ``timeout``)."""
-    for target in (lambda s: os.killpg(pid, s), lambda s: os.kill(pid, s)):
+def _signal(pid: int, sig: int) -> None:
+    """Signal the process group the process leads (our launches start new sessions), else the process."""
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            target(sig)
-            break
+            os.kill(pid, sig)
+
+
+def stop_pid(pid: int, *, timeout: float = 30.0, sig: int = signal.SIGTERM) -> None:
+    """SIGTERM the process (group), then SIGKILL after ``timeout``."""
+    _signal(pid, sig)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not pid_alive(pid):
@@ -50,10 +56,7 @@ def stop_pid(pid: int, *, timeout: float = 30.0, sig: int = signal.SIGTERM) -> N
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
         time.sleep(0.1)
-    for target in (lambda s: os.killpg(pid, s), lambda s: os.kill(pid, s)):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            target(signal.SIGKILL)
-            break
+    _signal(pid, signal.SIGKILL)
 
 
 def read_pid(path: Path) -> int | None:

@@ -119,7 +119,8 @@ class DispatcherService:
                 await asyncio.sleep(1)
 
     async def _schedule(self) -> None:
-        assert self.engine is not None and self.producer is not None
+        assert self.engine is not None
+        assert self.producer is not None
         scheduler = Scheduler(self.engine, self.producer, self.settings)
         while True:
             try:
@@ -133,7 +134,8 @@ class DispatcherService:
 
     async def _observe(self) -> None:
         assert self.engine is not None
-        scheduler = Scheduler(self.engine, self.producer, self.settings)  # type: ignore[arg-type]
+        assert self.producer is not None
+        scheduler = Scheduler(self.engine, self.producer, self.settings)
         while True:
             await asyncio.sleep(5)
             with contextlib.suppress(Exception):

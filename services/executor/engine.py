@@ -137,14 +137,23 @@ class RunExecutor:
         pending = [s for s in definition.steps if s.step_id not in ledger]
         credentials = await self.store.credentials(
             run.department_id, sorted({s.credential_id for s in pending if s.credential_id is not None}))
+        failed_before: list[StepDefinition] = []
         for step in definition.steps:
             if step.step_id in ledger:
+                if ledger[step.step_id] == "failed":
+                    failed_before.append(step)
                 continue
             if not await self.store.renew(run.run_id):
                 report.stopped = True
                 return report
             outcome = await self._step(run, step, plan, context, credentials)
             report.outcomes.append((step, outcome))
+        if failed_before:
+            # A step that failed for good on an earlier attempt still fails the run, though not repeated.
+            errors = await self.store.last_errors(run.run_id, [s.step_id for s in failed_before])
+            report.outcomes.extend((s, StepOutcome(RunStatus.Failed, errors.get(s.step_id), permanent=True))
+                                   for s in failed_before)
+            report.outcomes.sort(key=lambda pair: (pair[0].step_order, pair[0].step_id))
         return report
 
     async def _step(self, run: ClaimedRun, step: StepDefinition, plan: Plan, context: dict[str, Any],

@@ -38,6 +38,15 @@ LOAD_DEFINITION = text(
 
 LOAD_LEDGER = text("SELECT workflow_step_id, outcome FROM run_step_ledger WHERE workflow_run_id = :run_id")
 
+LAST_ERRORS = text(
+    """
+    SELECT DISTINCT ON (workflow_step_id) workflow_step_id, error_message
+    FROM workflow_run_logs
+    WHERE workflow_run_id = :run_id AND workflow_step_id = ANY(CAST(:ids AS int[]))
+    ORDER BY workflow_step_id, workflow_run_log_id DESC
+    """
+)
+
 LOAD_CREDENTIALS = text(
     """
     SELECT workflow_credential_id, credential_type, public_data, encrypted_data
@@ -143,7 +152,7 @@ class RunStore:
     async def load(self, run: ClaimedRun) -> tuple[RunDefinition | None, dict[int, str]]:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(LOAD_DEFINITION, {"workflow_id": run.workflow_id})).all()
-            ledger = dict((await conn.execute(LOAD_LEDGER, {"run_id": run.run_id})).all())
+            ledger: dict[int, str] = dict((await conn.execute(LOAD_LEDGER, {"run_id": run.run_id})).all())
         if not rows:
             return None, ledger
         name, max_retry, backoff, plan = rows[0][:4]
@@ -159,6 +168,12 @@ class RunStore:
         async with self.engine.connect() as conn:
             rows = await conn.execute(LOAD_CREDENTIALS, {"dep": department_id, "ids": ids})
             return {cid: (ctype, public or {}, token) for cid, ctype, public, token in rows}
+
+    async def last_errors(self, run_id: int, step_ids: list[int]) -> dict[int, str]:
+        """The error each step's latest log row shows."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(LAST_ERRORS, {"run_id": run_id, "ids": step_ids})
+            return {step_id: error for step_id, error in rows if error}
 
     async def renew(self, run_id: int) -> bool:
         async with self.engine.begin() as conn:

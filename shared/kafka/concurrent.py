@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord
@@ -19,7 +20,7 @@ from shared.logging import get_logger
 
 log = get_logger(__name__)
 
-RecordHandler = Callable[[ConsumerRecord[bytes, bytes]], Awaitable[None]]
+RecordHandler = Callable[[ConsumerRecord[bytes, bytes]], Coroutine[Any, Any, None]]
 
 
 class _PartitionTracker:

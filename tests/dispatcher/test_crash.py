@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from sqlalchemy import text
 
 from tests.support.helpers import event, fetch, isolated, produce, wait_for

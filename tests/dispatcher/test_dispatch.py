@@ -43,7 +43,7 @@ async def count_runs(db: AsyncEngine, department_id: int, expected: int) -> list
         rows = await runs_of(db, department_id)
         return rows if len(rows) >= expected else None
 
-    rows = await wait_for(enough)
+    await wait_for(enough)
     await asyncio.sleep(0.5)  # give any duplicate a chance to appear
     return await runs_of(db, department_id)
 
@@ -130,10 +130,12 @@ class TestRateLimits:
             rows = await count_runs(db, department_id, 6)
         now_runs = [r for r in rows if r[4] is None]
         later = [r for r in rows if r[4] is not None]
-        assert len(now_runs) == 5 and len(later) == 1
+        assert len(now_runs) == 5
+        assert len(later) == 1
         assert all(r[3] == 0 for r in rows)  # all Pending: nothing dropped
         deferred_until = later[0][4]
-        assert deferred_until.second == 0 and deferred_until > datetime.now(UTC)
+        assert deferred_until.second == 0
+        assert deferred_until > datetime.now(UTC)
         assert later[0][5] is None  # not handed to executors yet
 
     async def test_deferred_run_is_released_when_its_window_opens(self, db, dispatcher_settings, department_id):
