@@ -220,6 +220,7 @@ class ConfigKey:
     check: Callable[[str], str] | None = None  # for static strings; returns the normalised value
     minimum: int | None = None
     maximum: int | None = None
+    accepts_number: bool = False  # a numeric id may be written as a JSON number
 
 
 _TEXT = ConfigKey(check=_one_line_text)
@@ -280,7 +281,9 @@ ACTION_CONFIG_SCHEMAS: dict[ActionType, dict[str, ConfigKey]] = {
         "contentType": ConfigKey(default="text/plain", check=_media_type),
     },
     ActionType.UploadFileBox: {
-        "folderId": ConfigKey(default="0", check=_pattern(r"^\d{1,32}$", "must be a numeric Box folder id")),
+        "folderId": ConfigKey(
+            default="0", check=_pattern(r"^\d{1,32}$", "must be a numeric Box folder id"), accepts_number=True
+        ),
         "filename": _FILENAME,
     },
     ActionType.UploadFileDropbox: {
@@ -380,9 +383,11 @@ def _convert(spec: ConfigKey, value: Any, *, rendered: bool) -> Any:
         return _int_value(spec, value)
     if spec.kind == "bool":
         return _bool_value(value)
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
+    if spec.accepts_number and isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
         raise _Invalid("must be a string")
-    return _static_string(spec, str(value).strip())
+    return _static_string(spec, value.strip())
 
 
 def _canonical(

@@ -205,7 +205,10 @@ class CredentialData(BaseModel):
     @classmethod
     def _blank_is_absent(cls, data: Any) -> Any:
         if isinstance(data, Mapping):
-            return {k: (None if isinstance(v, str) and not v.strip() else v) for k, v in data.items()}
+            # Absent, so that defaults apply: forms send "" and null for fields left empty.
+            return {
+                k: v for k, v in data.items() if v is not None and not (isinstance(v, str) and not v.strip())
+            }
         return data
 
     def cross_field_errors(self) -> list[tuple[str, str]]:
@@ -374,7 +377,12 @@ class SftpCredential(CredentialData):
                 return [("privateKeyPassphrase", "does not decrypt privateKey")]
             except (asyncssh.KeyImportError, ValueError) as exc:
                 if "bcrypt" in str(exc):
-                    return [("privateKey", "is an encrypted OpenSSH key, which needs the bcrypt package installed")]
+                    return [
+                        (
+                            "privateKey",
+                            "is an encrypted OpenSSH key, which needs the bcrypt package installed",
+                        )
+                    ]
                 if "passphrase" in str(exc).lower():
                     return [("privateKeyPassphrase", "is required: privateKey is encrypted")]
                 return [("privateKey", "is not a PEM or OpenSSH private key")]
@@ -538,18 +546,18 @@ class AzureBlobStorageCredential(CredentialData):
         return []
 
 
-def _private_key_pem(key: str, password: str | None) -> str | None:
-    """None when the PEM key loads, else the problem."""
+def _pem_key_problem(key: str, password: str | None) -> tuple[str, str] | None:
+    """None when the PEM key loads, else (field, problem)."""
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
     try:
         load_pem_private_key(key.encode(), password.encode() if password else None)
     except TypeError:
-        return (
-            "privateKeyPassword is required: privateKey is encrypted" if not password else "is not encrypted"
-        )
+        if password:
+            return ("privateKeyPassword", "must be empty: privateKey is not encrypted")
+        return ("privateKeyPassword", "is required: privateKey is encrypted")
     except ValueError:
-        return "is not a PEM private key, or privateKeyPassword does not decrypt it"
+        return ("privateKey", "is not a PEM private key, or privateKeyPassword does not decrypt it")
     return None
 
 
@@ -592,12 +600,8 @@ class BoxCredential(CredentialData):
         ]
         if missing:
             return missing
-        assert self.private_key is not None
-        problem = _private_key_pem(self.private_key, self.private_key_password)
-        if problem:
-            field = "privateKeyPassword" if problem.startswith("privateKeyPassword") else "privateKey"
-            return [(field, problem)]
-        return []
+        problem = _pem_key_problem(self.private_key or "", self.private_key_password)
+        return [problem] if problem else []
 
 
 class DropboxCredential(CredentialData):

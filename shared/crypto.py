@@ -177,7 +177,7 @@ class Keyring:
             ) from None
 
     def needs_rotation(self, token: str) -> bool:
-        """True when ``token`` was written with a key other than the current one."""
+        """True when ``token`` was written with a key other than the current one (DecryptionError if malformed)."""
         key_id, _ = _parse_token(token)
         return key_id != self._current.key_id
 

@@ -175,6 +175,7 @@ class LocalKafka:
         cmd += [f"-Dlog4j2.configurationFile={self.home / 'log4j2.yaml'}", "-cp", f"{libs}/*", "kafka.Kafka",
                 str(self.properties)]
         log = self.log_file.open("ab")
+        seen = log.tell()  # a restart appends to the log: only this start's lines count
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, cwd=self.home)
         self.pid_file.write_text(str(proc.pid))
@@ -184,7 +185,8 @@ class LocalKafka:
             if proc.poll() is not None:
                 tail = self.log_file.read_text(errors="replace")[-3000:]
                 raise RuntimeError(f"Kafka exited with code {proc.returncode}:\n{tail}")
-            if "Kafka Server started" in self.log_file.read_text(errors="replace") and port_open(host, int(port)):
+            started = "Kafka Server started" in self.log_file.read_bytes()[seen:].decode(errors="replace")
+            if started and port_open(host, int(port)):
                 return self.bootstrap()
             time.sleep(0.2)
         raise RuntimeError(f"Kafka did not start within {timeout:.0f} s; see {self.log_file}")

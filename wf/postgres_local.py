@@ -93,7 +93,7 @@ class LocalPostgres:
                  "--locale=C", "-U", "postgres"],
                 check=True, stdout=subprocess.DEVNULL, user=user,
             )
-        port = free_port()
+        port = self._previous_port() or free_port()
         self.port_file.write_text(str(port))
         self._chown(user)
         settings = {
@@ -120,6 +120,14 @@ class LocalPostgres:
                 return self.url()
             time.sleep(0.2)
         raise RuntimeError(f"PostgreSQL did not start within {timeout:.0f} s; see {self.log_file}")
+
+    def _previous_port(self) -> int | None:
+        """A restarted cluster keeps its port while it is free, so clients' URLs stay valid."""
+        try:
+            port = int(self.port_file.read_text())
+        except (OSError, ValueError):
+            return None
+        return None if port_open("127.0.0.1", port) else port
 
     def _ready(self, port: int) -> bool:
         result = subprocess.run([str(_bin_dir() / "pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres"],

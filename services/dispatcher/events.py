@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import re
+
 import orjson
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
 from shared.messages import EventEnvelope
+
+# "\u0000" in JSON text, but not an escaped backslash followed by "u0000"
+_ESCAPED_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +55,16 @@ def parse_event(record: ConsumerRecord[bytes, bytes], max_bytes: int) -> ParsedE
         envelope = EventEnvelope.model_validate(document)
     except ValidationError as exc:
         return PoisonMessage(record, f"does not match the event envelope: {_describe(exc)}"[:500], "invalid_shape")
-    return ParsedEvent(envelope, orjson.dumps(envelope.Payload).decode())
+    try:
+        payload_json = orjson.dumps(envelope.Payload).decode()
+    except orjson.JSONEncodeError as exc:  # e.g. nested deeper than the encoder's recursion limit
+        return PoisonMessage(record, f"the payload cannot be stored: {exc}"[:300], "invalid_shape")
+    # PostgreSQL text and jsonb cannot hold U+0000; one such event would otherwise fail its whole batch
+    # again and again, and with it every event behind it.
+    if "\x00" in envelope.EventId or _ESCAPED_NUL.search(payload_json):
+        return PoisonMessage(record, "the message contains a NUL character (U+0000), which cannot be stored",
+                             "invalid_content")
+    return ParsedEvent(envelope, payload_json)
 
 
 def dead_letter_headers(poison: PoisonMessage) -> list[tuple[str, bytes]]:

@@ -10,8 +10,10 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import Counter
 from pydantic import ValidationError
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.health.retention import apply_retention
 from services.health.rollups import Outcome, apply_outcomes
 from shared.config import Settings
 from shared.db.engine import create_engine, database_ready
@@ -25,6 +27,7 @@ from shared.sidecar import SideServer
 
 log = get_logger(__name__)
 
+RETENTION_LOCK = 0x77665F72  # "wf_r": one retention job at a time across replicas
 OUTCOMES = Counter("wf_health_outcomes_total", "Run outcomes consumed", ["result"])
 
 
@@ -53,6 +56,7 @@ class HealthService:
         self.loop: BatchLoop | None = None
         self.side: SideServer | None = None
         self._task: asyncio.Task[None] | None = None
+        self._retention: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self.settings.require_infrastructure()
@@ -65,6 +69,29 @@ class HealthService:
         self.side = SideServer(self.health, self.settings.metrics_host, self.side_port)
         await self.side.start()
         self._task = asyncio.create_task(self.loop.run())
+        self._retention = asyncio.create_task(self._retain())
+
+    async def _retain(self) -> None:
+        """Hourly, in one replica at a time (an advisory lock), delete what is past retention."""
+        assert self.engine is not None
+        await asyncio.sleep(60)
+        while True:
+            try:
+                async with self.engine.connect() as conn:
+                    got = (await conn.execute(text("SELECT pg_try_advisory_lock(:k)"),
+                                              {"k": RETENTION_LOCK})).scalar_one()
+                    if got:
+                        try:
+                            report = await apply_retention(self.engine, log_days=self.settings.retention_log_days,
+                                                           run_days=self.settings.retention_run_days)
+                            log.info("retention.applied", logs=report.logs, payloads=report.payloads,
+                                     runs=report.runs)
+                        finally:
+                            await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": RETENTION_LOCK})
+                            await conn.commit()
+            except Exception as exc:
+                log.warning("retention.failed", error=f"{type(exc).__name__}: {exc}"[:300])
+            await asyncio.sleep(3600)
 
     async def handle(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         assert self.engine is not None
@@ -81,6 +108,8 @@ class HealthService:
     async def stop(self) -> None:
         if self.loop is not None:
             self.loop.stop()
+        if self._retention is not None:
+            self._retention.cancel()
         if self._task is not None:
             await asyncio.wait([self._task], timeout=10)
             self._task.cancel()

@@ -87,7 +87,11 @@ VALID: dict[C, dict[str, Any]] = {
         "privateKey": BOX_PEM,
         "privateKeyPassword": "box-pass",
     },
-    C.Dropbox: {"refreshToken": "dropbox-refresh-secret", "appKey": "appkey", "appSecret": "dropbox-app-secret"},
+    C.Dropbox: {
+        "refreshToken": "dropbox-refresh-secret",
+        "appKey": "appkey",
+        "appSecret": "dropbox-app-secret",
+    },
 }
 
 REQUIRED: dict[C, list[str]] = {
@@ -154,9 +158,14 @@ def test_unknown_field_is_rejected_by_name(ctype: C) -> None:
 
 def test_defaults_are_filled_and_none_dropped() -> None:
     data = validate_credential_data(
-        C.Smtp, {"host": "smtp.example.org", "fromAddress": "a@example.org", "fromName": None}
+        C.Smtp, {"host": "smtp.example.org", "fromAddress": "a@example.org", "fromName": None, "port": ""}
     )
-    assert data == {"host": "smtp.example.org", "port": 587, "security": "starttls", "fromAddress": "a@example.org"}
+    assert data == {
+        "host": "smtp.example.org",
+        "port": 587,
+        "security": "starttls",
+        "fromAddress": "a@example.org",
+    }
     ftp = validate_credential_data(C.Ftp, VALID[C.Ftp])
     assert (ftp["port"], ftp["passive"], ftp["tls"]) == (21, True, "none")
     assert validate_credential_data(C.Sftp, {**VALID[C.Sftp]})["port"] == 22
@@ -183,7 +192,9 @@ def test_keys_are_case_insensitive_and_strings_stripped() -> None:
     ],
 )
 def test_smtp_legacy_use_ssl_maps_to_security(data: dict[str, Any], security: str) -> None:
-    result = validate_credential_data(C.Smtp, {"host": "smtp.example.org", "fromAddress": "a@example.org", **data})
+    result = validate_credential_data(
+        C.Smtp, {"host": "smtp.example.org", "fromAddress": "a@example.org", **data}
+    )
     assert result["security"] == security
     assert "useSsl" not in result
 
@@ -268,7 +279,9 @@ def test_sftp_password_or_private_key() -> None:
     both = validate_credential_data(C.Sftp, {**base, "privateKey": SSH_PRIVATE, "password": "pw"})
     assert {"password", "privateKey"} <= both.keys()
     assert "Data.privateKeyPassphrase" in errors_of(C.Sftp, {**base, "privateKey": SSH_PRIVATE_ENCRYPTED})
-    assert "Data.privateKeyPassphrase" in errors_of(C.Sftp, {**base, "password": "pw", "privateKeyPassphrase": "x"})
+    assert "Data.privateKeyPassphrase" in errors_of(
+        C.Sftp, {**base, "password": "pw", "privateKeyPassphrase": "x"}
+    )
 
 
 def with_bcrypt_rounds(key: str, rounds: int) -> str:
@@ -319,7 +332,12 @@ def test_sftp_accepts_a_fingerprint_pin() -> None:
             },
             True,
         ),
-        ({"connectionString": "BlobEndpoint=https://acct.blob.core.windows.net;SharedAccessSignature=sv=1&sig=x"}, True),
+        (
+            {
+                "connectionString": "BlobEndpoint=https://acct.blob.core.windows.net;SharedAccessSignature=sv=1&sig=x"
+            },
+            True,
+        ),
         ({"connectionString": "DefaultEndpointsProtocol=http;AccountName=acct;AccountKey=a2V5"}, False),
         ({"connectionString": "just some text"}, False),
         ({"accountName": "acct", "accountKey": "a2V5"}, True),
@@ -360,17 +378,25 @@ def test_box_jwt_or_developer_token() -> None:
     del jwt["privateKeyPassword"]
     assert validate_credential_data(C.Box, jwt)["privateKey"] == unencrypted.strip()
     assert "Data.privateKeyPassword" in errors_of(C.Box, {**VALID[C.Box], "privateKeyPassword": None})
+    assert errors_of(C.Box, {**jwt, "privateKeyPassword": "pw"}) == {
+        "Data.privateKeyPassword": "must be empty: privateKey is not encrypted"
+    }
 
 
 def test_box_enterprise_id_may_be_a_number() -> None:
-    assert validate_credential_data(C.Box, {**VALID[C.Box], "enterpriseId": 123456})["enterpriseId"] == "123456"
+    assert (
+        validate_credential_data(C.Box, {**VALID[C.Box], "enterpriseId": 123456})["enterpriseId"] == "123456"
+    )
 
 
 def test_twilio_from_number_or_messaging_service() -> None:
     base = {"accountSid": "AC" + "1" * 32, "authToken": "t"}
     assert "Data.fromNumber" in errors_of(C.Twilio, base)
     assert validate_credential_data(C.Twilio, {**base, "messagingServiceSid": "MG" + "2" * 32})
-    assert validate_credential_data(C.Twilio, {**base, "fromNumber": "+1 (555) 123-4567"})["fromNumber"] == "+15551234567"
+    assert (
+        validate_credential_data(C.Twilio, {**base, "fromNumber": "+1 (555) 123-4567"})["fromNumber"]
+        == "+15551234567"
+    )
     assert validate_credential_data(C.Twilio, {**base, "fromNumber": "Station7"})["fromNumber"] == "Station7"
 
 
@@ -432,7 +458,9 @@ def test_merge_keeps_omitted_and_masked_secrets_and_replaces_the_rest() -> None:
 
 def test_merge_replaces_public_fields_as_sent() -> None:
     stored = validate_credential_data(C.Smtp, VALID[C.Smtp])
-    merged = merge_update(C.Smtp, stored, {"host": "h.example.org", "fromAddress": "b@example.org", "username": "m"})
+    merged = merge_update(
+        C.Smtp, stored, {"host": "h.example.org", "fromAddress": "b@example.org", "username": "m"}
+    )
     assert merged == {
         "host": "h.example.org",
         "port": 587,
@@ -462,7 +490,11 @@ def test_merge_can_switch_authentication_mode() -> None:
     }
     with pytest.raises(CredentialValidationError):
         # the kept accountKey conflicts with the new connection string
-        merge_update(C.AzureBlobStorage, stored, {"connectionString": "UseDevelopmentStorage=true", "containerName": "o"})
+        merge_update(
+            C.AzureBlobStorage,
+            stored,
+            {"connectionString": "UseDevelopmentStorage=true", "containerName": "o"},
+        )
 
 
 def test_merge_of_empty_update_fails_instead_of_corrupting() -> None:

@@ -57,8 +57,17 @@ class RunRepository:
         await self.session.flush()
         return run
 
-    async def cancel_open(self, department_id: int, *, run_id: int | None = None) -> Sequence[WorkflowRun]:
-        """Cancel the department's open runs (or one of them); returns the runs it cancelled."""
+    async def cancel(self, run: WorkflowRun) -> WorkflowRun:
+        run.status = int(RunStatus.Cancelled)
+        run.completed_on = func.now()
+        run.lease_owner = None
+        run.lease_until = None
+        await self.session.flush()
+        await self.session.refresh(run, ["completed_on"])
+        return run
+
+    async def cancel_open(self, department_id: int) -> Sequence[WorkflowRun]:
+        """Cancel every open run of the department; returns the runs it cancelled."""
         stmt = (
             update(WorkflowRun)
             .where(WorkflowRun.department_id == department_id, WorkflowRun.status.in_(_OPEN))
@@ -68,6 +77,4 @@ class RunRepository:
             .returning(WorkflowRun)
             .execution_options(synchronize_session=False)
         )
-        if run_id is not None:
-            stmt = stmt.where(WorkflowRun.workflow_run_id == run_id)
         return (await self.session.execute(stmt)).scalars().all()

@@ -84,8 +84,7 @@ class RunService:
             raise Conflict(
                 f"Run {run_id} has already finished ({RunStatus(run.status).name}) and cannot be cancelled"
             )
-        (cancelled,) = await repo.cancel_open(principal.department_id, run_id=run_id)
-        return cancelled
+        return await repo.cancel(run)
 
     async def clear(self, session: AsyncSession, principal: Principal) -> Sequence[WorkflowRun]:
         return await RunRepository.from_session(session).cancel_open(principal.department_id)

@@ -1,0 +1,121 @@
+"""latest.json in the contract's shape (CONTRACT.md §6; extra keys allowed) and the printed table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.harness import median
+
+TARGETS = {
+    "dispatch": "ratio >= 0.6 and >= 10,000 events/s",
+    "execute": "ratio >= 0.5 and >= 1,000 runs/s",
+    "latency": "p50 <= 10 ms, p99 <= 50 ms",
+    "api": "ratio >= 0.5",
+    "health": "p95 < 20 ms",
+    "scale": "100,000 workflows >= 0.9 x 100",
+}
+
+
+def _r(value: float, digits: int = 1) -> float:
+    return round(float(value), digits)
+
+
+def dispatch_json(events: int, figures: Any) -> dict[str, Any]:
+    return {
+        "events": events,
+        "events_per_s": _r(median(figures.service_per_s)),
+        "baseline_events_per_s": _r(median(figures.baseline_per_s)),
+        "ratio": _r(figures.ratio, 3),
+        "repetitions": [_r(v) for v in figures.service_per_s],
+        "baseline_repetitions": [_r(v) for v in figures.baseline_per_s],
+    }
+
+
+def execute_json(runs: int, figures: Any) -> dict[str, Any]:
+    return {
+        "runs": runs,
+        "runs_per_s": _r(median(figures.service_per_s)),
+        "baseline_per_s": _r(median(figures.baseline_per_s)),
+        "ratio": _r(figures.ratio, 3),
+        "repetitions": [_r(v) for v in figures.service_per_s],
+        "baseline_repetitions": [_r(v) for v in figures.baseline_per_s],
+        "concurrency": figures.concurrency,
+    }
+
+
+def write(results: dict[str, Any], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2) + b"\n")
+    return path
+
+
+def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    rows = []
+    if d := results.get("dispatch"):
+        rows.append(
+            (
+                "dispatch",
+                f"{d['events_per_s']:,.0f} events/s",
+                f"{d['baseline_events_per_s']:,.0f}/s",
+                f"{d['ratio']:.2f}",
+            )
+        )
+    if e := results.get("execute"):
+        rows.append(
+            (
+                "execute",
+                f"{e['runs_per_s']:,.0f} runs/s",
+                f"{e['baseline_per_s']:,.0f}/s",
+                f"{e['ratio']:.2f}",
+            )
+        )
+    if lat := results.get("latency"):
+        rows.append(
+            (
+                "latency",
+                f"p50 {lat['p50_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms",
+                f"at {lat['rate_per_s']}/s",
+                "",
+            )
+        )
+    if a := results.get("api"):
+        rows.append(
+            (
+                "api",
+                f"{a['requests_per_s']:,.0f} req/s",
+                f"{a['baseline_requests_per_s']:,.0f}/s",
+                f"{a['ratio']:.2f}",
+            )
+        )
+    if h := results.get("health"):
+        rows.append(
+            (
+                "health",
+                f"p50 {h['p50_ms']:.1f} ms, p95 {h['p95_ms']:.1f} ms",
+                f"{h['runs']:,} runs stored",
+                "",
+            )
+        )
+    if s := results.get("scale"):
+        per = ", ".join(f"{w:,}: {v:,.0f}/s" for w, v in zip(s["workflows"], s["events_per_s"], strict=True))
+        rows.append(("scale", per, "", f"{s.get('ratio', 0):.2f}"))
+    return rows
+
+
+def table(results: dict[str, Any]) -> str:
+    header = ("figure", "measured", "baseline", "ratio")
+    rows = [header, *_rows(results)]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = [
+        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)) + "  " + TARGETS.get(row[0], "target")
+        for row in rows
+    ]
+    lines.insert(1, "-" * (sum(widths) + 6 + 40))
+    lines.append(
+        f"machine: {results['machine']['cpus']} cpus, Python {results['machine']['python']}; "
+        f"took {results.get('took_s', 0):.0f} s"
+    )
+    return "\n".join(lines)

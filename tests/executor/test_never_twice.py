@@ -1,0 +1,94 @@
+"""Never twice: a redelivered run message, or two executors receiving the same run, perform each
+step once; a finished run's message performs nothing."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from services.executor.service import ExecutorService
+from shared.config import Settings
+from shared.enums import RunStatus
+from tests.executor.conftest import Pipeline, http_step, record_processing, wait_for
+from tests.peers.https_server import HttpsPeer, Reply
+from wf.procs import free_port
+
+
+async def test_a_message_delivered_three_times_performs_each_step_once(
+        api: httpx.AsyncClient, pipeline: Pipeline, https_peer: HttpsPeer, department_id: int,
+        processed: list[int]) -> None:
+    workflow_id, _ = await pipeline.workflow(
+        api, http_step(https_peer, "/slow", order=1), http_step(https_peer, "/after", order=2))
+    https_peer.reply("POST", "/slow", Reply(200, delay=1.0))  # still running when the copies arrive
+
+    run_id = await pipeline.start_run(workflow_id, department_id)
+    await pipeline.redeliver(run_id, department_id, times=2)
+    run = await pipeline.wait_status(run_id)
+
+    assert run["status"] == RunStatus.Completed
+    await wait_for(lambda: _count(processed, run_id, 3), what="all three messages to be consumed")
+    assert len(https_peer.requests_to("POST", "/slow")) == 1
+    assert len(https_peer.requests_to("POST", "/after")) == 1
+    assert len(await pipeline.logs(run_id)) == 2
+
+
+async def test_a_finished_runs_message_redelivered_performs_nothing(
+        api: httpx.AsyncClient, pipeline: Pipeline, https_peer: HttpsPeer, department_id: int,
+        processed: list[int]) -> None:
+    workflow_id, _ = await pipeline.workflow(api, http_step(https_peer, "/once", order=1))
+    run_id = await pipeline.start_run(workflow_id, department_id)
+    finished = await pipeline.wait_status(run_id)
+    await pipeline.results.outcome(run_id)
+
+    await pipeline.redeliver(run_id, department_id)
+    await wait_for(lambda: _count(processed, run_id, 2), what="the redelivered message to be consumed")
+
+    assert len(https_peer.requests_to("POST", "/once")) == 1
+    assert len(await pipeline.logs(run_id)) == 1
+    assert await pipeline.run(run_id) == finished
+    assert len(pipeline.results.by_run[run_id]) == 1
+
+
+@pytest.fixture
+async def twin_executor(settings: Settings, pipeline: Pipeline) -> AsyncIterator[ExecutorService]:
+    """A second executor that receives every run message too (its own consumer group), as two
+    executors do when a message is redelivered to another replica after a rebalance."""
+    twin = ExecutorService(settings.model_copy(update={"consumer_group_prefix": f"twin-{uuid.uuid4().hex[:8]}"}),
+                           side_port=free_port())
+    await twin.start()
+    try:
+        yield twin
+    finally:
+        await twin.stop()
+
+
+async def test_two_executors_receiving_the_same_run_perform_each_step_once(
+        api: httpx.AsyncClient, pipeline: Pipeline, https_peer: HttpsPeer, department_id: int,
+        twin_executor: ExecutorService, processed: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
+    twin_processed = record_processing(twin_executor, monkeypatch)
+    workflow_id, _ = await pipeline.workflow(
+        api, http_step(https_peer, "/first", order=1), http_step(https_peer, "/second", order=2))
+    https_peer.reply("POST", "/first", Reply(200, delay=0.5))
+    runs = [await pipeline.start_run(workflow_id, department_id) for _ in range(5)]
+
+    for run_id in runs:
+        assert (await pipeline.wait_status(run_id))["status"] == RunStatus.Completed
+
+    async def both_received() -> bool:
+        return all(run_id in processed and run_id in twin_processed for run_id in runs)
+
+    await wait_for(both_received, what="both executors to receive every run")
+
+    assert len(https_peer.requests_to("POST", "/first")) == 5
+    assert len(https_peer.requests_to("POST", "/second")) == 5
+    keys = [r.headers["idempotency-key"] for r in https_peer.requests]
+    assert len(set(keys)) == 10
+    for run_id in runs:
+        assert len(await pipeline.logs(run_id)) == 2
+
+
+async def _count(seen: list[int], run_id: int, times: int) -> bool:
+    return seen.count(run_id) >= times
