@@ -14,8 +14,11 @@ def _token(args: argparse.Namespace) -> int:
     from shared.config import get_settings
 
     roles = args.role or ["DepartmentAdmin"]
-    print(issue_token(get_settings(), department_id=args.department_id, roles=roles, user_id=args.user,
-                      ttl_s=args.ttl))
+    print(
+        issue_token(
+            get_settings(), department_id=args.department_id, roles=roles, user_id=args.user, ttl_s=args.ttl
+        )
+    )
     return 0
 
 
@@ -57,8 +60,11 @@ def _rotate_key(_: argparse.Namespace) -> int:
             await engine.dispose()
         print(f"re-encrypted {report.reencrypted} credentials; {report.current} already used the current key")
         if report.unreadable:
-            print(f"{report.unreadable} credentials could not be decrypted: add their master key to "
-                  "WF_MASTER_KEY_PREVIOUS and run again", file=sys.stderr)
+            print(
+                f"{report.unreadable} credentials could not be decrypted: add their master key to "
+                "WF_MASTER_KEY_PREVIOUS and run again",
+                file=sys.stderr,
+            )
             return 1
         return 0
 
@@ -109,8 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     credentials = sub.add_parser("credentials", help="stored credentials")
     cred_sub = credentials.add_subparsers(dest="credentials_command", required=True)
-    rotate = cred_sub.add_parser("rotate-key", help="re-encrypt every credential with the current WF_MASTER_KEY "
-                                 "(old keys in WF_MASTER_KEY_PREVIOUS, comma-separated)")
+    rotate = cred_sub.add_parser(
+        "rotate-key",
+        help="re-encrypt every credential with the current WF_MASTER_KEY "
+        "(old keys in WF_MASTER_KEY_PREVIOUS, comma-separated)",
+    )
     rotate.set_defaults(func=_rotate_key)
 
     migrate = sub.add_parser("migrate", help="apply database migrations (alembic upgrade head)")

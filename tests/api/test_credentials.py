@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -15,35 +16,53 @@ from shared.crypto import Keyring, credential_aad
 from tests.api.conftest import MASK, SMTP_DATA, assert_error, create_credential, set_plan
 from tests.support.infra import TEST_MASTER_KEY
 
-SECRET = SMTP_DATA["password"]
+SECRET: str = SMTP_DATA["password"]
 
 
-async def _raw_row(db: AsyncEngine, credential_id: int) -> tuple[object, ...]:
+async def _raw_row(db: AsyncEngine, credential_id: int) -> tuple[Any, ...]:
     async with db.connect() as conn:
-        row = (await conn.execute(text(
-            "SELECT public_data::text, secret_keys::text, encrypted_data, department_id "
-            "FROM workflow_credentials WHERE workflow_credential_id = :c"), {"c": credential_id})).one()
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT public_data::text, secret_keys::text, encrypted_data, department_id "
+                    "FROM workflow_credentials WHERE workflow_credential_id = :c"
+                ),
+                {"c": credential_id},
+            )
+        ).one()
     return tuple(row)
 
 
 class TestCreateAndRead:
-    async def test_secret_is_masked_and_encrypted_at_rest(self, api: httpx.AsyncClient, db: AsyncEngine,
-                                                          department_id: int) -> None:
+    async def test_secret_is_masked_and_encrypted_at_rest(
+        self, api: httpx.AsyncClient, db: AsyncEngine, department_id: int
+    ) -> None:
         created = await create_credential(api)
-        assert created["Data"] == {"host": "smtp.example.org", "port": 587, "username": "dispatch",
-                                   "password": MASK, "security": "starttls", "fromAddress": "dispatch@example.org"}
+        assert created["Data"] == {
+            "host": "smtp.example.org",
+            "port": 587,
+            "username": "dispatch",
+            "password": MASK,
+            "security": "starttls",
+            "fromAddress": "dispatch@example.org",
+        }
         cid = created["WorkflowCredentialId"]
-        for response in (await api.get(f"/api/v4/workflows/credentials/{cid}"),
-                         await api.get("/api/v4/workflows/credentials")):
+        for response in (
+            await api.get(f"/api/v4/workflows/credentials/{cid}"),
+            await api.get("/api/v4/workflows/credentials"),
+        ):
             assert response.status_code == 200
             assert SECRET not in response.text
             assert MASK in response.text
         public, keys, encrypted, dept = await _raw_row(db, cid)
-        assert SECRET not in str(public) and SECRET not in str(encrypted)
+        assert SECRET not in str(public)
+        assert SECRET not in str(encrypted)
         assert json.loads(str(keys)) == ["password"]
         assert str(encrypted).startswith("wf1.")
         keyring = Keyring.from_base64(TEST_MASTER_KEY)
-        assert keyring.decrypt_json(department_id, str(encrypted), aad=credential_aad(cid)) == {"password": SECRET}
+        assert keyring.decrypt_json(department_id, str(encrypted), aad=credential_aad(cid)) == {
+            "password": SECRET
+        }
         assert dept == department_id
 
     @pytest.mark.parametrize(
@@ -54,71 +73,103 @@ class TestCreateAndRead:
             (0, {**SMTP_DATA, "bogus": 1}, ["Data.bogus", "unknown"]),
             (5, {}, ["Data.token", "required"]),
             (8, {"webhookUrl": "https://evil.example.com/hook"}, ["Data.webhookUrl", "webhook.office.com"]),
-            (9, {"webhookUrl": "https://hooks.slack.com.evil.example/x"}, ["Data.webhookUrl", "hooks.slack.com"]),
+            (
+                9,
+                {"webhookUrl": "https://hooks.slack.com.evil.example/x"},
+                ["Data.webhookUrl", "hooks.slack.com"],
+            ),
             (14, {"token": "x"}, ["CredentialType"]),
         ],
     )
-    async def test_data_is_validated_against_its_type(self, api: httpx.AsyncClient, ctype: int,
-                                                      data: dict[str, object], words: list[str]) -> None:
-        response = await api.post("/api/v4/workflows/credentials",
-                                  json={"Name": "c", "CredentialType": ctype, "Data": data})
+    async def test_data_is_validated_against_its_type(
+        self, api: httpx.AsyncClient, ctype: int, data: dict[str, object], words: list[str]
+    ) -> None:
+        response = await api.post(
+            "/api/v4/workflows/credentials", json={"Name": "c", "CredentialType": ctype, "Data": data}
+        )
         body = assert_error(response, 400, *words)
         assert "evil.example.com/hook" not in json.dumps(body)  # webhook URLs are secrets: never echoed whole
 
-    @pytest.mark.parametrize("body", [{"CredentialType": 5, "Data": {"token": "t"}},
-                                      {"Name": "", "CredentialType": 5, "Data": {"token": "t"}},
-                                      {"Name": "c", "CredentialType": 5, "Data": "token"},
-                                      {"Name": "c", "CredentialType": 5}])
-    async def test_missing_or_malformed_fields_are_400(self, api: httpx.AsyncClient, body: dict[str, object]) -> None:
+    @pytest.mark.parametrize(
+        "body",
+        [
+            {"CredentialType": 5, "Data": {"token": "t"}},
+            {"Name": "", "CredentialType": 5, "Data": {"token": "t"}},
+            {"Name": "c", "CredentialType": 5, "Data": "token"},
+            {"Name": "c", "CredentialType": 5},
+        ],
+    )
+    async def test_missing_or_malformed_fields_are_400(
+        self, api: httpx.AsyncClient, body: dict[str, object]
+    ) -> None:
         assert_error(await api.post("/api/v4/workflows/credentials", json=body), 400)
 
     async def test_validation_errors_never_echo_secret_values(self, api: httpx.AsyncClient) -> None:
-        response = await api.post("/api/v4/workflows/credentials", json={
-            "Name": "c", "CredentialType": 6, "Data": {"username": "a:b", "password": "pa\nss-SECRET"}})
+        response = await api.post(
+            "/api/v4/workflows/credentials",
+            json={"Name": "c", "CredentialType": 6, "Data": {"username": "a:b", "password": "pa\nss-SECRET"}},
+        )
         body = assert_error(response, 400, "Data.username", "Data.password")
         assert "SECRET" not in json.dumps(body)
 
 
 class TestUpdate:
-    async def test_update_keeps_omitted_and_masked_secrets(self, api: httpx.AsyncClient, db: AsyncEngine,
-                                                           department_id: int) -> None:
+    async def test_update_keeps_omitted_and_masked_secrets(
+        self, api: httpx.AsyncClient, db: AsyncEngine, department_id: int
+    ) -> None:
         created = await create_credential(api)
         cid = created["WorkflowCredentialId"]
         keyring = Keyring.from_base64(TEST_MASTER_KEY)
         # Send back what GET returned, with one field changed: the mask keeps the password.
         data = {**created["Data"], "host": "mail2.example.org"}
-        response = await api.put(f"/api/v4/workflows/credentials/{cid}",
-                                 json={"Name": "Renamed", "CredentialType": 0, "Data": data})
+        response = await api.put(
+            f"/api/v4/workflows/credentials/{cid}",
+            json={"Name": "Renamed", "CredentialType": 0, "Data": data},
+        )
         assert response.status_code == 200, response.text
         assert response.json()["Data"]["host"] == "mail2.example.org"
         assert response.json()["Data"]["password"] == MASK
         assert response.json()["UpdatedOn"] is not None
         _, _, encrypted, _ = await _raw_row(db, cid)
-        assert keyring.decrypt_json(department_id, str(encrypted), aad=credential_aad(cid)) == {"password": SECRET}
+        assert keyring.decrypt_json(department_id, str(encrypted), aad=credential_aad(cid)) == {
+            "password": SECRET
+        }
         # Omitted entirely: kept too.
         omitted = {k: v for k, v in data.items() if k != "password"}
-        response = await api.put(f"/api/v4/workflows/credentials/{cid}",
-                                 json={"Name": "Renamed", "CredentialType": 0, "Data": omitted})
+        response = await api.put(
+            f"/api/v4/workflows/credentials/{cid}",
+            json={"Name": "Renamed", "CredentialType": 0, "Data": omitted},
+        )
         assert response.status_code == 200, response.text
         _, _, encrypted, _ = await _raw_row(db, cid)
-        assert keyring.decrypt_json(department_id, str(encrypted), aad=credential_aad(cid)) == {"password": SECRET}
+        assert keyring.decrypt_json(department_id, str(encrypted), aad=credential_aad(cid)) == {
+            "password": SECRET
+        }
         # A new value replaces it.
-        response = await api.put(f"/api/v4/workflows/credentials/{cid}",
-                                 json={"Name": "Renamed", "CredentialType": 0, "Data": {**data, "password": "new-pw"}})
+        response = await api.put(
+            f"/api/v4/workflows/credentials/{cid}",
+            json={"Name": "Renamed", "CredentialType": 0, "Data": {**data, "password": "new-pw"}},
+        )
         assert response.status_code == 200
         _, _, encrypted, _ = await _raw_row(db, cid)
-        assert keyring.decrypt_json(department_id, str(encrypted), aad=credential_aad(cid)) == {"password": "new-pw"}
+        assert keyring.decrypt_json(department_id, str(encrypted), aad=credential_aad(cid)) == {
+            "password": "new-pw"
+        }
 
     async def test_type_cannot_change(self, api: httpx.AsyncClient) -> None:
         created = await create_credential(api)
-        response = await api.put(f"/api/v4/workflows/credentials/{created['WorkflowCredentialId']}",
-                                 json={"Name": "x", "CredentialType": 5, "Data": {"token": "t"}})
+        response = await api.put(
+            f"/api/v4/workflows/credentials/{created['WorkflowCredentialId']}",
+            json={"Name": "x", "CredentialType": 5, "Data": {"token": "t"}},
+        )
         assert_error(response, 400, "CredentialType")
 
     async def test_update_is_validated(self, api: httpx.AsyncClient) -> None:
         created = await create_credential(api)
-        response = await api.put(f"/api/v4/workflows/credentials/{created['WorkflowCredentialId']}",
-                                 json={"Name": "x", "CredentialType": 0, "Data": {**SMTP_DATA, "port": 0}})
+        response = await api.put(
+            f"/api/v4/workflows/credentials/{created['WorkflowCredentialId']}",
+            json={"Name": "x", "CredentialType": 0, "Data": {**SMTP_DATA, "port": 0}},
+        )
         assert_error(response, 400, "Data.port")
 
 
@@ -126,33 +177,51 @@ class TestCapsAndDelete:
     async def test_free_plan_allows_two(self, api: httpx.AsyncClient) -> None:
         await create_credential(api, name="a")
         await create_credential(api, name="b")
-        response = await api.post("/api/v4/workflows/credentials",
-                                  json={"Name": "c", "CredentialType": 0, "Data": SMTP_DATA})
+        response = await api.post(
+            "/api/v4/workflows/credentials", json={"Name": "c", "CredentialType": 0, "Data": SMTP_DATA}
+        )
         assert_error(response, 400, "Free", "2")
 
-    async def test_paid_plan_allows_twenty(self, api: httpx.AsyncClient, db: AsyncEngine, department_id: int) -> None:
+    async def test_paid_plan_allows_twenty(
+        self, api: httpx.AsyncClient, db: AsyncEngine, department_id: int
+    ) -> None:
         await set_plan(db, department_id, "Paid")
         for n in range(20):
             await create_credential(api, 5, {"token": f"t{n}"}, name=f"c{n}")
-        response = await api.post("/api/v4/workflows/credentials",
-                                  json={"Name": "x", "CredentialType": 5, "Data": {"token": "t"}})
+        response = await api.post(
+            "/api/v4/workflows/credentials", json={"Name": "x", "CredentialType": 5, "Data": {"token": "t"}}
+        )
         assert_error(response, 400, "Paid", "20")
 
     async def test_simultaneous_creates_never_pass_the_last_slot(self, api: httpx.AsyncClient) -> None:
         import asyncio
 
         await create_credential(api, name="a")
-        responses = await asyncio.gather(*(api.post("/api/v4/workflows/credentials", json={
-            "Name": f"r{n}", "CredentialType": 5, "Data": {"token": "t"}}) for n in range(5)))
+        responses = await asyncio.gather(
+            *(
+                api.post(
+                    "/api/v4/workflows/credentials",
+                    json={"Name": f"r{n}", "CredentialType": 5, "Data": {"token": "t"}},
+                )
+                for n in range(5)
+            )
+        )
         assert sorted(r.status_code for r in responses) == [200, 400, 400, 400, 400]
 
     async def test_delete_is_allowed_while_a_step_uses_it(self, api: httpx.AsyncClient) -> None:
         created = await create_credential(api, 5, {"token": "t"})
         cid = created["WorkflowCredentialId"]
         workflow = (await api.post("/api/v4/workflows", json={"Name": "w", "TriggerEventType": 0})).json()
-        step = await api.post(f"/api/v4/workflows/{workflow['WorkflowId']}/steps", json={
-            "ActionType": 2, "StepOrder": 1, "OutputTemplate": "x", "WorkflowCredentialId": cid,
-            "ActionConfig": json.dumps({"url": "https://x.example.org"})})
+        step = await api.post(
+            f"/api/v4/workflows/{workflow['WorkflowId']}/steps",
+            json={
+                "ActionType": 2,
+                "StepOrder": 1,
+                "OutputTemplate": "x",
+                "WorkflowCredentialId": cid,
+                "ActionConfig": json.dumps({"url": "https://x.example.org"}),
+            },
+        )
         assert step.status_code == 200, step.text
         assert (await api.delete(f"/api/v4/workflows/credentials/{cid}")).status_code == 200
         assert_error(await api.get(f"/api/v4/workflows/credentials/{cid}"), 404)
@@ -161,29 +230,36 @@ class TestCapsAndDelete:
         assert fetched["Steps"][0]["WorkflowCredentialId"] == cid
 
 
-async def test_rotation_reencrypts_under_the_new_master_key(api: httpx.AsyncClient, db: AsyncEngine,
-                                                             department_id: int) -> None:
+async def test_rotation_reencrypts_under_the_new_master_key(
+    api: httpx.AsyncClient, db: AsyncEngine, department_id: int
+) -> None:
     created = await create_credential(api)
     cid = created["WorkflowCredentialId"]
     new_key = base64.b64encode(bytes(range(100, 132))).decode()
     rotating = Keyring.from_base64(new_key, [TEST_MASTER_KEY])
     first = await rotate_credentials(db, rotating, batch_size=7)
-    assert first.reencrypted >= 1 and first.unreadable == 0
+    assert first.reencrypted >= 1
+    assert first.unreadable == 0
     _, _, encrypted, _ = await _raw_row(db, cid)
     assert not rotating.needs_rotation(str(encrypted))
     only_new = Keyring.from_base64(new_key)
-    assert only_new.decrypt_json(department_id, str(encrypted), aad=credential_aad(cid)) == {"password": SECRET}
+    assert only_new.decrypt_json(department_id, str(encrypted), aad=credential_aad(cid)) == {
+        "password": SECRET
+    }
     again = await rotate_credentials(db, rotating)
     assert again.reencrypted == 0  # idempotent
     # Put everything back under the suite's key so the running API (and other tests) can read it.
     back = await rotate_credentials(db, Keyring.from_base64(TEST_MASTER_KEY, [new_key]))
     assert back.unreadable == 0
-    response = await api.put(f"/api/v4/workflows/credentials/{cid}",
-                             json={"Name": "n", "CredentialType": 0, "Data": created["Data"]})
+    response = await api.put(
+        f"/api/v4/workflows/credentials/{cid}",
+        json={"Name": "n", "CredentialType": 0, "Data": created["Data"]},
+    )
     assert response.status_code == 200
     _, _, encrypted, _ = await _raw_row(db, cid)
     assert Keyring.from_base64(TEST_MASTER_KEY).decrypt_json(
-        department_id, str(encrypted), aad=credential_aad(cid)) == {"password": SECRET}
+        department_id, str(encrypted), aad=credential_aad(cid)
+    ) == {"password": SECRET}
 
 
 def test_rotate_key_command(settings: object, tmp_path: object) -> None:
@@ -191,11 +267,21 @@ def test_rotate_key_command(settings: object, tmp_path: object) -> None:
     import subprocess
     import sys
 
-    env = {**os.environ, "WF_DATABASE_URL": settings.database_url,  # type: ignore[attr-defined]
-           "WF_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,  # type: ignore[attr-defined]
-           "WF_MASTER_KEY": TEST_MASTER_KEY, "WF_RUN_DIR": str(tmp_path), "WF_ENV": "testing"}
+    env = {
+        **os.environ,
+        "WF_DATABASE_URL": settings.database_url,  # type: ignore[attr-defined]
+        "WF_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,  # type: ignore[attr-defined]
+        "WF_MASTER_KEY": TEST_MASTER_KEY,
+        "WF_RUN_DIR": str(tmp_path),
+        "WF_ENV": "testing",
+    }
     env.pop("WF_MASTER_KEY_PREVIOUS", None)
-    done = subprocess.run([sys.executable, "-m", "wf.cli", "credentials", "rotate-key"], env=env,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "wf.cli", "credentials", "rotate-key"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("re-encrypted 0 credentials;")

@@ -18,21 +18,31 @@ async def test_figures_from_runs(api: httpx.AsyncClient, db: AsyncEngine, depart
     await insert_run(db, wid, department_id, status=0, queued_ago="5 minutes")
     # 3 days ago: 1 completed (200 ms), 1 failed (the most recent failure by id).
     await insert_run(db, wid, department_id, status=2, queued_ago="3 days", duration_ms=200)
-    await insert_run(db, wid, department_id, status=3, queued_ago="3 days", error="SMTP 550 mailbox unavailable")
+    await insert_run(
+        db, wid, department_id, status=3, queued_ago="3 days", error="SMTP 550 mailbox unavailable"
+    )
     # 20 days ago: 1 cancelled; 40 days ago: 1 completed (outside every window).
     await insert_run(db, wid, department_id, status=4, queued_ago="20 days")
     await insert_run(db, wid, department_id, status=2, queued_ago="40 days", duration_ms=9000)
     # Test runs never count.
-    await insert_run(db, wid, department_id, status=3, queued_ago="1 minute", is_test=True, error="test failure")
+    await insert_run(
+        db, wid, department_id, status=3, queued_ago="1 minute", is_test=True, error="test failure"
+    )
 
     response = await api.get(f"/api/v4/workflows/{wid}/health")
     assert response.status_code == 200, response.text
     health = response.json()
     assert health == {
         "WorkflowId": wid,
-        "TotalRuns24h": 4, "SuccessRuns24h": 2, "FailedRuns24h": 1,
-        "TotalRuns7d": 6, "SuccessRuns7d": 3, "FailedRuns7d": 2,
-        "TotalRuns30d": 7, "SuccessRuns30d": 3, "FailedRuns30d": 2,
+        "TotalRuns24h": 4,
+        "SuccessRuns24h": 2,
+        "FailedRuns24h": 1,
+        "TotalRuns7d": 6,
+        "SuccessRuns7d": 3,
+        "FailedRuns7d": 2,
+        "TotalRuns30d": 7,
+        "SuccessRuns30d": 3,
+        "FailedRuns30d": 2,
         "SuccessRatePercent": 42.9,
         "AverageDurationMs": 200,
         "LastRunOn": health["LastRunOn"],
@@ -47,7 +57,8 @@ async def test_no_runs(api: httpx.AsyncClient) -> None:
     assert health["TotalRuns30d"] == 0
     assert health["SuccessRatePercent"] == 0
     assert health["AverageDurationMs"] == 0
-    assert health["LastRunOn"] is None and health["LastError"] is None
+    assert health["LastRunOn"] is None
+    assert health["LastError"] is None
 
 
 @pytest.mark.parametrize("path", ["/api/v4/workflows/2147483000/health", "/api/v4/workflows/-1/health"])

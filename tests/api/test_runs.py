@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
 import pytest
@@ -15,8 +16,9 @@ from tests.api.conftest import ClientFactory, assert_error, create_workflow, ins
 
 
 class TestPages:
-    async def test_newest_first_with_page_and_page_size(self, api: httpx.AsyncClient, db: AsyncEngine,
-                                                        department_id: int) -> None:
+    async def test_newest_first_with_page_and_page_size(
+        self, api: httpx.AsyncClient, db: AsyncEngine, department_id: int
+    ) -> None:
         first = (await create_workflow(api, Name="a"))["WorkflowId"]
         second = (await create_workflow(api, Name="b"))["WorkflowId"]
         ids = [await insert_run(db, first if n % 2 else second, department_id, status=2) for n in range(25)]
@@ -32,14 +34,28 @@ class TestPages:
         assert {r["WorkflowId"] for r in by_workflow} == {first}
         assert len(by_workflow) == 12
         run = page1[0]
-        assert set(run) == {"WorkflowRunId", "WorkflowId", "DepartmentId", "Status", "TriggerEventType", "EventId",
-                            "AttemptNumber", "IsTest", "QueuedOn", "StartedOn", "CompletedOn", "NextAttemptOn",
-                            "ErrorMessage"}
+        assert set(run) == {
+            "WorkflowRunId",
+            "WorkflowId",
+            "DepartmentId",
+            "Status",
+            "TriggerEventType",
+            "EventId",
+            "AttemptNumber",
+            "IsTest",
+            "QueuedOn",
+            "StartedOn",
+            "CompletedOn",
+            "NextAttemptOn",
+            "ErrorMessage",
+        }
         assert run["QueuedOn"].endswith("Z")
 
-    @pytest.mark.parametrize("params", [{"page": 0}, {"page": -1}, {"pageSize": 0}, {"pageSize": 101},
-                                        {"page": "x"}, {"page": 2**40}])
-    async def test_bounds(self, api: httpx.AsyncClient, params: dict[str, object]) -> None:
+    @pytest.mark.parametrize(
+        "params",
+        [{"page": 0}, {"page": -1}, {"pageSize": 0}, {"pageSize": 101}, {"page": "x"}, {"page": 2**40}],
+    )
+    async def test_bounds(self, api: httpx.AsyncClient, params: dict[str, Any]) -> None:
         assert_error(await api.get("/api/v4/workflows/runs", params=params), 400)
         workflow = await create_workflow(api)
         assert_error(await api.get(f"/api/v4/workflows/{workflow['WorkflowId']}/runs", params=params), 400)
@@ -52,8 +68,9 @@ class TestPages:
 
 
 class TestPendingLogsCancelClear:
-    async def test_pending_lists_open_runs_only(self, api: httpx.AsyncClient, db: AsyncEngine,
-                                                department_id: int) -> None:
+    async def test_pending_lists_open_runs_only(
+        self, api: httpx.AsyncClient, db: AsyncEngine, department_id: int
+    ) -> None:
         wid = (await create_workflow(api))["WorkflowId"]
         open_ids = [await insert_run(db, wid, department_id, status=s) for s in (0, 1, 5)]
         for status in (2, 3, 4):
@@ -66,24 +83,39 @@ class TestPendingLogsCancelClear:
         run_id = await insert_run(db, wid, department_id, status=3, error="boom")
         async with db.begin() as conn:
             for n, status in enumerate((2, 3)):
-                await conn.execute(text(
-                    "INSERT INTO workflow_run_logs (workflow_run_id, workflow_step_id, attempt_number, status, "
-                    "rendered_output, action_result, error_message, started_on, completed_on, duration_ms) "
-                    "VALUES (:r, :s, 1, :st, 'out', 'HTTP 200', NULL, now() + make_interval(secs => :n), now(), 5)"),
-                    {"r": run_id, "s": 100 + n, "st": status, "n": n})
+                await conn.execute(
+                    text(
+                        "INSERT INTO workflow_run_logs (workflow_run_id, workflow_step_id, attempt_number, status, "
+                        "rendered_output, action_result, error_message, started_on, completed_on, duration_ms) "
+                        "VALUES (:r, :s, 1, :st, 'out', 'HTTP 200', NULL, now() + make_interval(secs => :n), now(), 5)"
+                    ),
+                    {"r": run_id, "s": 100 + n, "st": status, "n": n},
+                )
         logs = (await api.get(f"/api/v4/workflows/runs/{run_id}/logs")).json()
         assert [(entry["WorkflowStepId"], entry["Status"]) for entry in logs] == [(100, 2), (101, 3)]
-        assert set(logs[0]) == {"WorkflowRunLogId", "WorkflowRunId", "WorkflowStepId", "AttemptNumber", "Status",
-                                "RenderedOutput", "ActionResult", "ErrorMessage", "StartedOn", "CompletedOn",
-                                "DurationMs"}
+        assert set(logs[0]) == {
+            "WorkflowRunLogId",
+            "WorkflowRunId",
+            "WorkflowStepId",
+            "AttemptNumber",
+            "Status",
+            "RenderedOutput",
+            "ActionResult",
+            "ErrorMessage",
+            "StartedOn",
+            "CompletedOn",
+            "DurationMs",
+        }
         assert_error(await api.get("/api/v4/workflows/runs/9223372036854775000/logs"), 404)
 
-    async def test_cancel_open_run_then_409(self, api: httpx.AsyncClient, db: AsyncEngine, department_id: int,
-                                            settings: Settings) -> None:
+    async def test_cancel_open_run_then_409(
+        self, api: httpx.AsyncClient, db: AsyncEngine, department_id: int, settings: Settings
+    ) -> None:
         wid = (await create_workflow(api))["WorkflowId"]
         run_id = await insert_run(db, wid, department_id, status=5)
-        consumer = AIOKafkaConsumer(settings.topic_results, bootstrap_servers=settings.kafka_bootstrap,
-                                    auto_offset_reset="latest")
+        consumer = AIOKafkaConsumer(
+            settings.topic_results, bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="latest"
+        )
         await consumer.start()
         try:
             await consumer.seek_to_end()
@@ -92,7 +124,7 @@ class TestPendingLogsCancelClear:
             assert response.status_code == 200, response.text
             assert response.json()["Status"] == 4
             assert response.json()["CompletedOn"] is not None
-            outcomes = []
+            outcomes: list[str] = []
             async with asyncio.timeout(30):
                 while not any(f'"RunId":{run_id},' in m for m in outcomes):
                     batch = await consumer.getmany(timeout_ms=500)
@@ -104,8 +136,9 @@ class TestPendingLogsCancelClear:
         assert_error(await api.post(f"/api/v4/workflows/runs/{finished}/cancel"), 409)
         assert_error(await api.post("/api/v4/workflows/runs/9223372036854775000/cancel"), 404)
 
-    async def test_clear_cancels_every_open_run(self, api: httpx.AsyncClient, db: AsyncEngine,
-                                                department_id: int) -> None:
+    async def test_clear_cancels_every_open_run(
+        self, api: httpx.AsyncClient, db: AsyncEngine, department_id: int
+    ) -> None:
         wid = (await create_workflow(api))["WorkflowId"]
         for status in (0, 1, 5, 2, 3):
             await insert_run(db, wid, department_id, status=status)
@@ -113,11 +146,14 @@ class TestPendingLogsCancelClear:
         assert (await api.get("/api/v4/workflows/runs/pending")).json() == []
         assert (await api.post("/api/v4/workflows/runs/clear")).json() == {"Cancelled": 0}
 
-    async def test_clear_leaves_other_departments_alone(self, api: httpx.AsyncClient, client_for: ClientFactory,
-                                                        db: AsyncEngine, department_id: int) -> None:
+    async def test_clear_leaves_other_departments_alone(
+        self, api: httpx.AsyncClient, client_for: ClientFactory, db: AsyncEngine, department_id: int
+    ) -> None:
         other_department = department_id + 500_000
         async with client_for(other_department, "DepartmentAdmin") as other:
             wid = (await create_workflow(other))["WorkflowId"]
             run_id = await insert_run(db, wid, other_department, status=0)
             assert (await api.post("/api/v4/workflows/runs/clear")).json() == {"Cancelled": 0}
-            assert [r["WorkflowRunId"] for r in (await other.get("/api/v4/workflows/runs/pending")).json()] == [run_id]
+            assert [
+                r["WorkflowRunId"] for r in (await other.get("/api/v4/workflows/runs/pending")).json()
+            ] == [run_id]
