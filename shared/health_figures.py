@@ -2,8 +2,8 @@
 
 Windows are exact: whole hours come from the hourly rollups, and the one partial hour at the far
 edge of each window is counted from the runs table (an index range of at most one hour of runs).
-Figures count finished runs (Completed, Failed, Cancelled) by the time they were queued; test runs
-are left out. SuccessRatePercent is over 30 days with one decimal; AverageDurationMs averages
+Figures count runs by the time they were queued: finished runs from the rollups plus the few runs
+still Pending/Running/Retrying; test runs are left out. SuccessRatePercent is over 30 days with one decimal; AverageDurationMs averages
 Completed runs' CompletedOn − StartedOn over 30 days.
 """
 
@@ -37,6 +37,16 @@ EDGE_RUNS = text(
 )
 
 LATEST = text("SELECT last_run_on, last_error FROM health_latest WHERE workflow_id = :w")
+
+# Unfinished runs are not in the rollups yet; a partial index keeps this to a handful of rows.
+OPEN_RUNS = text(
+    """
+    SELECT count(*) FILTER (WHERE queued_on >= :d1), count(*) FILTER (WHERE queued_on >= :d7), count(*),
+           max(queued_on)
+    FROM workflow_runs
+    WHERE workflow_id = :w AND status IN (0, 1, 5) AND NOT is_test AND queued_on >= :d30
+    """
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +83,17 @@ async def _window(conn: AsyncConnection, workflow_id: int, start: datetime) -> W
 
 async def health_figures(conn: AsyncConnection, workflow_id: int, *, now: datetime | None = None) -> HealthFigures:
     now = now or datetime.now(UTC)
-    windows = {name: await _window(conn, workflow_id, now - span) for name, span in WINDOWS.items()}
+    finished = {name: await _window(conn, workflow_id, now - span) for name, span in WINDOWS.items()}
+    starts = {f"d{n}": now - span for n, span in zip((1, 7, 30), WINDOWS.values(), strict=True)}
+    *open_counts, newest_open = (await conn.execute(OPEN_RUNS, {"w": workflow_id, **starts})).one()
+    windows = {
+        name: WindowCounts(counts.total + int(extra), counts.success, counts.failed, counts.duration_sum_ms,
+                           counts.duration_count)
+        for (name, counts), extra in zip(finished.items(), open_counts, strict=True)
+    }
     month = windows["30d"]
     rate = round(month.success * 100.0 / month.total, 1) if month.total else 0.0
     average = round(month.duration_sum_ms / month.duration_count) if month.duration_count else 0
     latest = (await conn.execute(LATEST, {"w": workflow_id})).first()
-    return HealthFigures(windows, rate, average, latest[0] if latest else None, latest[1] if latest else None)
+    last_run = max((t for t in (latest[0] if latest else None, newest_open) if t is not None), default=None)
+    return HealthFigures(windows, rate, average, last_run, latest[1] if latest else None)

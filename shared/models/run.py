@@ -39,6 +39,13 @@ class WorkflowRun(Base):
             postgresql_where=text("status IN (0, 5) AND published_on IS NULL"),
         ),
         Index("ix_workflow_runs_lease", "lease_until", postgresql_where=text("status = 1")),
+        Index("ix_workflow_runs_workflow_queued_on", "workflow_id", "queued_on"),
+        Index(
+            "ix_workflow_runs_open_by_workflow",
+            "workflow_id",
+            "queued_on",
+            postgresql_where=text("status IN (0, 1, 5) AND NOT is_test"),
+        ),
     )
     workflow_run_id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     workflow_id: Mapped[int] = mapped_column(ForeignKey("workflows.workflow_id", ondelete="CASCADE"))

@@ -6,6 +6,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.health.rebuild import rebuild_rollups
 from tests.api.conftest import assert_error, create_workflow, insert_run
 
 
@@ -14,13 +15,11 @@ async def test_figures_from_runs(api: httpx.AsyncClient, db: AsyncEngine, depart
     # Within 24 h: 2 completed (100 ms, 300 ms), 1 failed, 1 pending.
     await insert_run(db, wid, department_id, status=2, queued_ago="1 hour", duration_ms=100)
     await insert_run(db, wid, department_id, status=2, queued_ago="2 hours", duration_ms=300)
-    await insert_run(db, wid, department_id, status=3, queued_ago="3 hours", error="older error")
+    await insert_run(db, wid, department_id, status=3, queued_ago="3 hours", error="SMTP 550 mailbox unavailable")
     await insert_run(db, wid, department_id, status=0, queued_ago="5 minutes")
-    # 3 days ago: 1 completed (200 ms), 1 failed (the most recent failure by id).
+    # 3 days ago: 1 completed (200 ms), 1 failed (inserted last, but not the most recent failure).
     await insert_run(db, wid, department_id, status=2, queued_ago="3 days", duration_ms=200)
-    await insert_run(
-        db, wid, department_id, status=3, queued_ago="3 days", error="SMTP 550 mailbox unavailable"
-    )
+    await insert_run(db, wid, department_id, status=3, queued_ago="3 days", error="an older error")
     # 20 days ago: 1 cancelled; 40 days ago: 1 completed (outside every window).
     await insert_run(db, wid, department_id, status=4, queued_ago="20 days")
     await insert_run(db, wid, department_id, status=2, queued_ago="40 days", duration_ms=9000)
@@ -29,6 +28,8 @@ async def test_figures_from_runs(api: httpx.AsyncClient, db: AsyncEngine, depart
         db, wid, department_id, status=3, queued_ago="1 minute", is_test=True, error="test failure"
     )
 
+    # The health service folds finished runs into rollups as their outcomes arrive; rebuild does the same.
+    await rebuild_rollups(db)
     response = await api.get(f"/api/v4/workflows/{wid}/health")
     assert response.status_code == 200, response.text
     health = response.json()

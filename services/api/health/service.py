@@ -16,23 +16,22 @@ class HealthService:
         if not await WorkflowRepository.from_session(session).exists(principal.department_id, workflow_id):
             raise NotFound(f"Workflow {workflow_id} was not found")
         figures = await HealthRepository.from_session(session).figures(workflow_id)
-        t24, s24, f24, t7, s7, f7, t30, s30, f30 = figures.counts
+        day, week, month = figures.windows["24h"], figures.windows["7d"], figures.windows["30d"]
         return WorkflowHealthResult(
             WorkflowId=workflow_id,
-            TotalRuns24h=t24,
-            SuccessRuns24h=s24,
-            FailedRuns24h=f24,
-            TotalRuns7d=t7,
-            SuccessRuns7d=s7,
-            FailedRuns7d=f7,
-            TotalRuns30d=t30,
-            SuccessRuns30d=s30,
-            FailedRuns30d=f30,
-            SuccessRatePercent=round(s30 * 100 / t30, 1) if t30 else 0.0,
-            AverageDurationMs=round(figures.average_duration_ms or 0),
+            TotalRuns24h=day.total,
+            SuccessRuns24h=day.success,
+            FailedRuns24h=day.failed,
+            TotalRuns7d=week.total,
+            SuccessRuns7d=week.success,
+            FailedRuns7d=week.failed,
+            TotalRuns30d=month.total,
+            SuccessRuns30d=month.success,
+            FailedRuns30d=month.failed,
+            SuccessRatePercent=figures.success_rate_percent,
+            AverageDurationMs=figures.average_duration_ms,
             LastRunOn=figures.last_run_on,
             LastError=figures.last_error,
         )
-
 
 health_service = HealthService()
