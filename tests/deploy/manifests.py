@@ -29,8 +29,12 @@ COMPOSE_FILE = REPO / "docker-compose.yml"
 KUSTOMIZE_VERSION = "v5.8.2"  # the newest that builds with Go 1.26
 KUSTOMIZE_DIR = REPO / ".cache" / "kustomize" / KUSTOMIZE_VERSION
 
-SERVICE_PORT_SETTING = {"api": "api_port", "dispatcher": "dispatcher_port", "executor": "executor_port",
-                        "health": "health_port"}
+SERVICE_PORT_SETTING = {
+    "api": "api_port",
+    "dispatcher": "dispatcher_port",
+    "executor": "executor_port",
+    "health": "health_port",
+}
 # Settings that are secrets: referenced through the Secret "workflows-secrets", never committed.
 SECRET_SETTINGS = {"database_url", "jwt_secret", "master_key", "master_key_previous"}
 SECRET_NAME = "workflows-secrets"
@@ -56,23 +60,36 @@ def kustomize_binary() -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not binary.exists():
             cache = REPO / ".cache" / "go"
-            env = {**os.environ, "GOBIN": str(KUSTOMIZE_DIR), "GOMODCACHE": str(cache / "mod"),
-                   "GOCACHE": str(cache / "build"), "GOFLAGS": "-modcacherw", "GOTOOLCHAIN": "local"}
-            subprocess.run([go, "install", f"sigs.k8s.io/kustomize/kustomize/v5@{KUSTOMIZE_VERSION}"],
-                           env=env, check=True, capture_output=True, timeout=900)
+            env = {
+                **os.environ,
+                "GOBIN": str(KUSTOMIZE_DIR),
+                "GOMODCACHE": str(cache / "mod"),
+                "GOCACHE": str(cache / "build"),
+                "GOFLAGS": "-modcacherw",
+                "GOTOOLCHAIN": "local",
+            }
+            subprocess.run(
+                [go, "install", f"sigs.k8s.io/kustomize/kustomize/v5@{KUSTOMIZE_VERSION}"],
+                env=env,
+                check=True,
+                capture_output=True,
+                timeout=900,
+            )
     return binary
 
 
 @cache
 def _render(path: str) -> tuple[dict[str, Any], ...]:
-    out = subprocess.run([str(kustomize_binary()), "build", path], check=True, capture_output=True,
-                         text=True, timeout=120)
+    out = subprocess.run(
+        [str(kustomize_binary()), "build", path], check=True, capture_output=True, text=True, timeout=120
+    )
     return tuple(doc for doc in yaml.safe_load_all(out.stdout) if doc)
 
 
 def render(target: str) -> list[dict[str, Any]]:
     """`kustomize build deploy/k8s/<target>` as a list of objects (a fresh copy for each caller)."""
-    return json.loads(json.dumps(_render(str(K8S / target))))
+    copy: list[dict[str, Any]] = json.loads(json.dumps(_render(str(K8S / target))))
+    return copy
 
 
 def of_kind(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
@@ -105,15 +122,19 @@ def setting_fields() -> set[str]:
     return {name for name in Settings.model_fields if name != "extra"}
 
 
-FAKE_SECRETS = {"WF_DATABASE_URL": "postgresql+psycopg://u:p@db:5432/workflows",
-                "WF_JWT_SECRET": "a-real-looking-jwt-secret-for-validation-only",
-                "WF_MASTER_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}
+FAKE_SECRETS = {
+    "WF_DATABASE_URL": "postgresql+psycopg://u:p@db:5432/workflows",
+    "WF_JWT_SECRET": "a-real-looking-jwt-secret-for-validation-only",
+    "WF_MASTER_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+}
 
 
 def settings_from_env(env: dict[str, str]) -> Settings:
     """The Settings a process gets from exactly these environment variables (no .env files)."""
-    values = {name.removeprefix("WF_").lower(): value for name, value in env.items() if name.startswith("WF_")}
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    values: dict[str, Any] = {
+        name.removeprefix("WF_").lower(): value for name, value in env.items() if name.startswith("WF_")
+    }
+    return Settings(_env_file=None, **values)
 
 
 @dataclass

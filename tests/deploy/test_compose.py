@@ -85,7 +85,8 @@ def test_compose_services_match_kubernetes_and_make_up():
     assert dict(containers(render("base"), "Job"))["migrate"].spec["command"] == MIGRATE_COMMAND
     # `make up` (wf/stack.py) and `make migrate` start the same entry points.
     stack_source = inspect.getsource(wf.stack.up)
-    assert '"-m", f"services.{name}"' in stack_source and '"migrate"' in stack_source
+    assert '"-m", f"services.{name}"' in stack_source
+    assert '"migrate"' in stack_source
     assert re.search(r"^migrate:.*\n\t\$\(BIN\)/wf migrate$", (REPO / "Makefile").read_text(), re.M)
 
 

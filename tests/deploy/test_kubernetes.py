@@ -60,7 +60,8 @@ def test_built_in_objects_validate_against_the_kubernetes_schemas(objects):
                 pytest.fail(f"{obj['kind']}/{obj['metadata']['name']} (k8s {version}): {path}: {exc.message}")
     for obj in custom:
         assert (obj["apiVersion"], obj["kind"]) in CUSTOM_KINDS, f"unexpected kind {obj['kind']}"
-        assert obj["metadata"]["name"] and isinstance(obj["spec"], dict)
+        assert obj["metadata"]["name"]
+        assert isinstance(obj["spec"], dict)
 
 
 def test_every_service_has_a_hardened_deployment_with_healthz_probes(objects):
@@ -76,7 +77,10 @@ def test_every_service_has_a_hardened_deployment_with_healthz_probes(objects):
             assert (check["path"], container.port(check["port"])) == ("/healthz", port), (name, probe)
         annotations = container.owner["spec"]["template"]["metadata"]["annotations"]
         assert annotations["prometheus.io/scrape"] == "true"
-        assert (annotations["prometheus.io/port"], annotations["prometheus.io/path"]) == (str(port), "/metrics")
+        assert (annotations["prometheus.io/port"], annotations["prometheus.io/path"]) == (
+            str(port),
+            "/metrics",
+        )
         # Listening on loopback only would make every probe fail.
         assert settings.api_host == settings.metrics_host == "0.0.0.0"
 
@@ -124,8 +128,11 @@ def test_every_setting_comes_from_the_config_map_or_the_secret(objects):
     documented = set(data) | commented_settings() | {env_name(f) for f in SECRET_SETTINGS}
     missing = {env_name(f) for f in setting_fields()} - documented
     assert not missing, f"add to deploy/k8s/base/settings.env (and docs/deployment.md): {sorted(missing)}"
-    unknown = {k for k in data | dict.fromkeys(commented_settings()) if k.removeprefix("WF_").lower()
-               not in setting_fields()}
+    unknown = {
+        k
+        for k in data | dict.fromkeys(commented_settings())
+        if k.removeprefix("WF_").lower() not in setting_fields()
+    }
     assert not unknown, f"not settings of shared/config.py: {sorted(unknown)}"
     assert not {env_name(f) for f in SECRET_SETTINGS} & set(data), "secrets belong in the Secret"
     # No secret values are committed: the Secret is created per cluster, and every pod references it.
@@ -159,7 +166,9 @@ def test_every_service_has_a_disruption_budget(objects):
     budgets = of_kind(objects, "PodDisruptionBudget")
     for name, container in containers(objects):
         labels = container.owner["spec"]["template"]["metadata"]["labels"]
-        matching = [b for b in budgets.values() if b["spec"]["selector"]["matchLabels"].items() <= labels.items()]
+        matching = [
+            b for b in budgets.values() if b["spec"]["selector"]["matchLabels"].items() <= labels.items()
+        ]
         assert len(matching) == 1, name
 
 
@@ -176,8 +185,10 @@ def test_base_scales_consumers_on_cpu_and_the_overlay_on_kafka_lag():
     overlay_objects = render("overlays/example")
     overlay = _scaling(overlay_objects)
     settings = settings_from_env(dict(containers(overlay_objects))["executor"].env)
-    consumed = {"dispatcher": (settings.topic_events, settings.partitions_events),
-                "executor": (settings.topic_runs, settings.partitions_runs)}
+    consumed = {
+        "dispatcher": (settings.topic_events, settings.partitions_events),
+        "executor": (settings.topic_runs, settings.partitions_runs),
+    }
     for name, (topic, partitions) in consumed.items():
         deployment = f"workflows-{name}"
         assert [o["kind"] for o in base[deployment]] == ["HorizontalPodAutoscaler"]
@@ -195,7 +206,9 @@ def test_base_scales_consumers_on_cpu_and_the_overlay_on_kafka_lag():
 
 def test_strimzi_topics_have_the_partitions_the_services_expect():
     objects = render("overlays/example")
-    topics = {t["spec"]["topicName"]: t["spec"]["partitions"] for t in of_kind(objects, "KafkaTopic").values()}
+    topics = {
+        t["spec"]["topicName"]: t["spec"]["partitions"] for t in of_kind(objects, "KafkaTopic").values()
+    }
     settings = settings_from_env(dict(containers(objects))["executor"].env)
     assert topics == topic_layout(settings)
     # With managed topics the services must not create them.
@@ -217,8 +230,10 @@ def _allowed(policy: dict[str, Any], address: str, port: int) -> bool:
             if block is None or ip.version != ipaddress.ip_network(block["cidr"]).version:
                 continue
             if ip in ipaddress.ip_network(block["cidr"]) and not any(
-                    ip in ipaddress.ip_network(e) for e in block.get("except", [])
-                    if ipaddress.ip_network(e).version == ip.version):
+                ip in ipaddress.ip_network(e)
+                for e in block.get("except", [])
+                if ipaddress.ip_network(e).version == ip.version
+            ):
                 return True
     return False
 
@@ -231,12 +246,22 @@ def test_executor_may_reach_the_internet_but_not_private_ranges():
     assert policy["spec"]["policyTypes"] == ["Egress"]
     for public in ("8.8.8.8", "52.95.110.1", "2606:4700:4700::1111"):
         assert _allowed(policy, public, 443), public
-    for private in ("10.1.2.3", "172.16.5.4", "172.31.255.1", "192.168.1.10", "169.254.169.254", "100.64.0.1",
-                    "127.0.0.1", "fd00:ec2::254", "fe80::1"):
+    for private in (
+        "10.1.2.3",
+        "172.16.5.4",
+        "172.31.255.1",
+        "192.168.1.10",
+        "169.254.169.254",
+        "100.64.0.1",
+        "127.0.0.1",
+        "fd00:ec2::254",
+        "fe80::1",
+    ):
         for port in (80, 443, 22):
             assert not _allowed(policy, private, port), (private, port)
     dns = [r for r in policy["spec"]["egress"] if {p["port"] for p in r.get("ports", [])} == {53}]
-    assert dns and {p["protocol"] for p in dns[0]["ports"]} == {"UDP", "TCP"}
+    assert dns
+    assert {p["protocol"] for p in dns[0]["ports"]} == {"UDP", "TCP"}
     # The example's managed PostgreSQL (a private address) is reachable, on its port only.
     assert _allowed(policy, "10.20.30.40", 5432)
     assert not _allowed(policy, "10.20.30.40", 22)
