@@ -7,11 +7,13 @@ import uvicorn
 from services.api.app import create_app
 from shared.config import get_settings
 from shared.logging import configure_logging
+from shared.tracing import setup_tracing
 
 
 def main() -> None:
     settings = get_settings()
     configure_logging(settings.log_level, json=settings.log_json, service="api")
+    setup_tracing("api", settings)
     uvicorn.run(
         create_app(settings),
         host=settings.api_host,

@@ -7,6 +7,12 @@
   redelivered message or a second executor never performs a completed step again.
 - A failed step does not stop the following steps (independent notifications still go out); the
   run retries only the steps without an outcome, after base × 2^(attempt−1) s plus up to 10 % jitter.
+  A step that failed for good (permanent error) is not repeated, yet still makes the run Failed even
+  when the retried steps then succeed.
+- Every step attempt, skipped ones included, leaves one log row; template errors name the part of
+  the step they are in (ConditionExpression, OutputTemplate, ActionConfig.<field>).
+- A step performed but not yet recorded when its executor dies is performed again after the lease
+  runs out (at-least-once for that one step; the Idempotency-Key / Message-ID let receivers dedupe).
 """
 
 from __future__ import annotations
@@ -98,8 +104,15 @@ def step_label(step: StepDefinition) -> str:
 
 
 class RunExecutor:
-    def __init__(self, store: RunStore, producer: AIOKafkaProducer, settings: Settings, keyring: Keyring,
-                 egress: EgressGuard, action_settings: ActionSettings) -> None:
+    def __init__(
+        self,
+        store: RunStore,
+        producer: AIOKafkaProducer,
+        settings: Settings,
+        keyring: Keyring,
+        egress: EgressGuard,
+        action_settings: ActionSettings,
+    ) -> None:
         self.store = store
         self.producer = producer
         self.settings = settings
@@ -114,8 +127,13 @@ class RunExecutor:
             metrics.RUNS_SKIPPED.inc()
             return
         self.in_flight.add(run.run_id)
-        bound = log.bind(run_id=run.run_id, workflow_id=run.workflow_id, department_id=run.department_id,
-                         event_id=run.event_id, attempt=run.attempt)
+        bound = log.bind(
+            run_id=run.run_id,
+            workflow_id=run.workflow_id,
+            department_id=run.department_id,
+            event_id=run.event_id,
+            attempt=run.attempt,
+        )
         try:
             definition, ledger = await self.store.load(run)
             if definition is None:
@@ -132,11 +150,17 @@ class RunExecutor:
     async def _perform(self, run: ClaimedRun, definition: RunDefinition, ledger: dict[int, str]) -> RunReport:
         report = RunReport()
         plan = Plan(definition.plan)
-        context = build_context(EventType(run.event_type), run.payload, department_id=run.department_id,
-                                occurred_on=run.occurred_on, event_id=run.event_id)
+        context = build_context(
+            EventType(run.event_type),
+            run.payload,
+            department_id=run.department_id,
+            occurred_on=run.occurred_on,
+            event_id=run.event_id,
+        )
         pending = [s for s in definition.steps if s.step_id not in ledger]
         credentials = await self.store.credentials(
-            run.department_id, sorted({s.credential_id for s in pending if s.credential_id is not None}))
+            run.department_id, sorted({s.credential_id for s in pending if s.credential_id is not None})
+        )
         failed_before: list[StepDefinition] = []
         for step in definition.steps:
             if step.step_id in ledger:
@@ -151,26 +175,38 @@ class RunExecutor:
         if failed_before:
             # A step that failed for good on an earlier attempt still fails the run, though not repeated.
             errors = await self.store.last_errors(run.run_id, [s.step_id for s in failed_before])
-            report.outcomes.extend((s, StepOutcome(RunStatus.Failed, errors.get(s.step_id), permanent=True))
-                                   for s in failed_before)
+            report.outcomes.extend(
+                (s, StepOutcome(RunStatus.Failed, errors.get(s.step_id), permanent=True))
+                for s in failed_before
+            )
             report.outcomes.sort(key=lambda pair: (pair[0].step_order, pair[0].step_id))
         return report
 
-    async def _step(self, run: ClaimedRun, step: StepDefinition, plan: Plan, context: dict[str, Any],
-                    credentials: dict[int, tuple[int, dict[str, Any], str]]) -> StepOutcome:
+    async def _step(
+        self,
+        run: ClaimedRun,
+        step: StepDefinition,
+        plan: Plan,
+        context: dict[str, Any],
+        credentials: dict[int, tuple[int, dict[str, Any], str]],
+    ) -> StepOutcome:
         """Perform one step and always record it: log row, and ledger entry unless it may be retried."""
         started = datetime.now(UTC)
         clock = time.perf_counter()
         shown = _Shown()
-        action_name = ActionType(step.action_type).name if step.action_type in ActionType._value2member_map_ \
+        action_name = (
+            ActionType(step.action_type).name
+            if step.action_type in ActionType._value2member_map_
             else str(step.action_type)
+        )
         outcome: StepOutcome
         try:
             outcome = await self._attempt(run, step, plan, context, credentials, shown)
         except ActionError as exc:
             shown.result = exc.result
-            outcome = StepOutcome(RunStatus.Failed, exc.message, permanent=exc.permanent,
-                                  retry_after=exc.retry_after)
+            outcome = StepOutcome(
+                RunStatus.Failed, exc.message, permanent=exc.permanent, retry_after=exc.retry_after
+            )
         except (TemplateError, ActionConfigError) as exc:
             outcome = StepOutcome(RunStatus.Failed, str(exc), permanent=True)
         except TimeoutError:
@@ -186,18 +222,31 @@ class RunExecutor:
         if outcome.status is RunStatus.Failed and outcome.permanent:
             ledger_outcome = "failed"
         await self.store.record_step(
-            run_id=run.run_id, step_id=step.step_id, attempt=run.attempt, status=int(outcome.status),
+            run_id=run.run_id,
+            step_id=step.step_id,
+            attempt=run.attempt,
+            status=int(outcome.status),
             rendered=shown.rendered[:RENDERED_LOG_CHARS] if shown.rendered is not None else None,
             result=shown.result[:ERROR_CHARS] if shown.result else None,
             error=outcome.error[:ERROR_CHARS] if outcome.error else None,
-            started=started, completed=completed, duration=duration, outcome=ledger_outcome,
+            started=started,
+            completed=completed,
+            duration=duration,
+            outcome=ledger_outcome,
         )
         metrics.STEPS.labels(action_name, outcome.status.name).inc()
         metrics.ACTION_SECONDS.labels(action_name).observe(duration / 1000)
         return outcome
 
-    async def _attempt(self, run: ClaimedRun, step: StepDefinition, plan: Plan, context: dict[str, Any],
-                       credentials: dict[int, tuple[int, dict[str, Any], str]], shown: _Shown) -> StepOutcome:
+    async def _attempt(
+        self,
+        run: ClaimedRun,
+        step: StepDefinition,
+        plan: Plan,
+        context: dict[str, Any],
+        credentials: dict[int, tuple[int, dict[str, Any], str]],
+        shown: _Shown,
+    ) -> StepOutcome:
         """Condition, credential, rendering and the action; what the log shows is kept in ``shown``."""
         if step.condition:
             with _template_part("ConditionExpression: {}"):
@@ -214,25 +263,47 @@ class RunExecutor:
         with _template_part("ActionConfig.{}"):  # render_config names the field: "url: line 1, ..."
             rendered_config = render_config(raw_config, context)
         config = coerce_rendered(action_type, rendered_config)
-        ctx = ActionContext(run_id=run.run_id, step_id=step.step_id, workflow_id=run.workflow_id,
-                            department_id=run.department_id, action_type=action_type, content=shown.rendered,
-                            config=dict(config), credential=credential, plan=plan, attempt=run.attempt)
-        deps = ActionDeps(egress=self.egress, settings=self.action_settings,
-                          quota=self._quota(run.department_id, action_type, plan))
+        ctx = ActionContext(
+            run_id=run.run_id,
+            step_id=step.step_id,
+            workflow_id=run.workflow_id,
+            department_id=run.department_id,
+            action_type=action_type,
+            content=shown.rendered,
+            config=dict(config),
+            credential=credential,
+            plan=plan,
+            attempt=run.attempt,
+        )
+        deps = ActionDeps(
+            egress=self.egress,
+            settings=self.action_settings,
+            quota=self._quota(run.department_id, action_type, plan),
+        )
         action_result = await self._run_action(action_type, ctx, deps)
         shown.result = action_result.message
         return StepOutcome(RunStatus.Completed)
 
-    async def _run_action(self, action_type: ActionType, ctx: ActionContext, deps: ActionDeps) -> ActionResult:
+    async def _run_action(
+        self, action_type: ActionType, ctx: ActionContext, deps: ActionDeps
+    ) -> ActionResult:
         action = ACTIONS.get(action_type)
         if action is None:
             raise ActionError(f"{action_type.name} is not available in this version", permanent=True)
-        timeout = (self.action_settings.upload_timeout_s if "Upload" in action_type.name
-                   else max(self.action_settings.http_timeout_s, 125.0))
+        timeout = (
+            self.action_settings.upload_timeout_s
+            if "Upload" in action_type.name
+            else max(self.action_settings.http_timeout_s, 125.0)
+        )
         return await asyncio.wait_for(action(ctx, deps), timeout=timeout + 5)
 
-    def _credential(self, run: ClaimedRun, step: StepDefinition, action_type: ActionType,
-                    credentials: dict[int, tuple[int, dict[str, Any], str]]) -> dict[str, Any] | None:
+    def _credential(
+        self,
+        run: ClaimedRun,
+        step: StepDefinition,
+        action_type: ActionType,
+        credentials: dict[int, tuple[int, dict[str, Any], str]],
+    ) -> dict[str, Any] | None:
         allowed = ACTION_CREDENTIALS[action_type]
         if step.credential_id is None:
             if None in allowed:
@@ -240,27 +311,48 @@ class RunExecutor:
             raise ActionError(f"{action_type.name} needs a credential and this step has none", permanent=True)
         found = credentials.get(step.credential_id)
         if found is None:
-            raise ActionError(f"Credential {step.credential_id} used by this step was deleted or is not "
-                              "available to this department", permanent=True)
+            raise ActionError(
+                f"Credential {step.credential_id} used by this step was deleted or is not "
+                "available to this department",
+                permanent=True,
+            )
         ctype, public, token = found
         if CredentialType(ctype) not in allowed:
-            raise ActionError(f"Credential {step.credential_id} is a {CredentialType(ctype).name} credential, "
-                              f"which {action_type.name} cannot use", permanent=True)
+            raise ActionError(
+                f"Credential {step.credential_id} is a {CredentialType(ctype).name} credential, "
+                f"which {action_type.name} cannot use",
+                permanent=True,
+            )
         try:
-            secret = self.keyring.decrypt_json(run.department_id, token, aad=credential_aad(step.credential_id))
+            secret = self.keyring.decrypt_json(
+                run.department_id, token, aad=credential_aad(step.credential_id)
+            )
         except DecryptionError:
-            raise ActionError(f"Credential {step.credential_id} could not be decrypted (was the master key "
-                              "rotated without re-encrypting?)", permanent=True) from None
+            raise ActionError(
+                f"Credential {step.credential_id} could not be decrypted (was the master key "
+                "rotated without re-encrypting?)",
+                permanent=True,
+            ) from None
         return {**public, **secret}
 
     def _quota(self, department_id: int, action_type: ActionType, plan: Plan) -> SendQuota:
         limits = limits_for(plan)
         if action_type is ActionType.SendEmail:
-            return DailySendQuota(self.store.engine, department_id=department_id, channel="email",
-                                  cap=limits.emails_per_day, plan_name=plan.value)
+            return DailySendQuota(
+                self.store.engine,
+                department_id=department_id,
+                channel="email",
+                cap=limits.emails_per_day,
+                plan_name=plan.value,
+            )
         if action_type is ActionType.SendSms:
-            return DailySendQuota(self.store.engine, department_id=department_id, channel="sms",
-                                  cap=limits.sms_per_day, plan_name=plan.value)
+            return DailySendQuota(
+                self.store.engine,
+                department_id=department_id,
+                channel="sms",
+                cap=limits.sms_per_day,
+                plan_name=plan.value,
+            )
         return UnlimitedQuota()
 
     async def _conclude(self, run: ClaimedRun, definition: RunDefinition, report: RunReport) -> None:
@@ -280,29 +372,54 @@ class RunExecutor:
                 delay = max(delay, min(max(hints), self.action_settings.max_retry_after_s))
             delay = min(delay, self.settings.executor_max_backoff_s)
             next_at = datetime.now(UTC) + timedelta(seconds=delay)
-            await self._settle(run, definition, RunStatus.Retrying, message, next_attempt_on=next_at,
-                               attempt=run.attempt + 1)
+            await self._settle(
+                run, definition, RunStatus.Retrying, message, next_attempt_on=next_at, attempt=run.attempt + 1
+            )
             metrics.RETRIES.inc()
             return
         if retryable:
             message += f" — gave up after {run.attempt} attempt(s)"
         await self._settle(run, definition, RunStatus.Failed, message)
 
-    async def _settle(self, run: ClaimedRun, definition: RunDefinition | None, status: RunStatus,
-                      error: str | None, *, next_attempt_on: datetime | None = None,
-                      attempt: int | None = None) -> None:
+    async def _settle(
+        self,
+        run: ClaimedRun,
+        definition: RunDefinition | None,
+        status: RunStatus,
+        error: str | None,
+        *,
+        next_attempt_on: datetime | None = None,
+        attempt: int | None = None,
+    ) -> None:
         final = status is not RunStatus.Retrying
-        row = await self.store.settle(run.run_id, status=int(status), final=final,
-                                      error=error[:ERROR_CHARS] if error else None,
-                                      next_attempt_on=next_attempt_on, attempt=attempt or run.attempt)
+        row = await self.store.settle(
+            run.run_id,
+            status=int(status),
+            final=final,
+            error=error[:ERROR_CHARS] if error else None,
+            next_attempt_on=next_attempt_on,
+            attempt=attempt or run.attempt,
+        )
         if row is None:
             return  # cancelled meanwhile, or another executor took over
         metrics.RUNS.labels(status.name).inc()
         if final:
             workflow_id, department_id, queued_on, started_on, completed_on, is_test = row
-            await self.producer.send(self.settings.topic_results, key=str(department_id).encode(), value=orjson.dumps({
-                "RunId": run.run_id, "WorkflowId": workflow_id, "DepartmentId": department_id,
-                "Status": int(status), "IsTest": is_test, "AttemptNumber": attempt or run.attempt,
-                "QueuedOn": queued_on.isoformat(), "StartedOn": started_on.isoformat() if started_on else None,
-                "CompletedOn": completed_on.isoformat() if completed_on else None, "ErrorMessage": error,
-            }))
+            await self.producer.send(
+                self.settings.topic_results,
+                key=str(department_id).encode(),
+                value=orjson.dumps(
+                    {
+                        "RunId": run.run_id,
+                        "WorkflowId": workflow_id,
+                        "DepartmentId": department_id,
+                        "Status": int(status),
+                        "IsTest": is_test,
+                        "AttemptNumber": attempt or run.attempt,
+                        "QueuedOn": queued_on.isoformat(),
+                        "StartedOn": started_on.isoformat() if started_on else None,
+                        "CompletedOn": completed_on.isoformat() if completed_on else None,
+                        "ErrorMessage": error,
+                    }
+                ),
+            )

@@ -141,13 +141,36 @@ class RunStore:
 
     async def claim(self, run_id: int) -> ClaimedRun | None:
         async with self.engine.begin() as conn:
-            row = (await conn.execute(CLAIM, {"run_id": run_id, "owner": self.owner, "lease": self.lease_s})).first()
+            row = (
+                await conn.execute(CLAIM, {"run_id": run_id, "owner": self.owner, "lease": self.lease_s})
+            ).first()
         if row is None:
             return None
-        (workflow_id, dep, event_type, event_id, attempt, is_test, payload, occurred_on, queued_on,
-         started_on) = row
-        return ClaimedRun(run_id, workflow_id, dep, event_type, event_id, attempt, is_test, payload or {},
-                          occurred_on, queued_on, started_on)
+        (
+            workflow_id,
+            dep,
+            event_type,
+            event_id,
+            attempt,
+            is_test,
+            payload,
+            occurred_on,
+            queued_on,
+            started_on,
+        ) = row
+        return ClaimedRun(
+            run_id,
+            workflow_id,
+            dep,
+            event_type,
+            event_id,
+            attempt,
+            is_test,
+            payload or {},
+            occurred_on,
+            queued_on,
+            started_on,
+        )
 
     async def load(self, run: ClaimedRun) -> tuple[RunDefinition | None, dict[int, str]]:
         async with self.engine.connect() as conn:
@@ -162,7 +185,9 @@ class RunStore:
                 definition.steps.append(StepDefinition(*row[4:]))
         return definition, ledger
 
-    async def credentials(self, department_id: int, ids: list[int]) -> dict[int, tuple[int, dict[str, Any], str]]:
+    async def credentials(
+        self, department_id: int, ids: list[int]
+    ) -> dict[int, tuple[int, dict[str, Any], str]]:
         if not ids:
             return {}
         async with self.engine.connect() as conn:
@@ -177,8 +202,9 @@ class RunStore:
 
     async def renew(self, run_id: int) -> bool:
         async with self.engine.begin() as conn:
-            return (await conn.execute(RENEW, {"run_id": run_id, "owner": self.owner,
-                                               "lease": self.lease_s})).first() is not None
+            return (
+                await conn.execute(RENEW, {"run_id": run_id, "owner": self.owner, "lease": self.lease_s})
+            ).first() is not None
 
     async def renew_many(self, run_ids: list[int]) -> None:
         if run_ids:
@@ -189,13 +215,31 @@ class RunStore:
         async with self.engine.begin() as conn:
             await conn.execute(RECORD_STEP, values)
 
-    async def settle(self, run_id: int, *, status: int, final: bool, error: str | None,
-                     next_attempt_on: datetime | None, attempt: int) -> tuple[Any, ...] | None:
+    async def settle(
+        self,
+        run_id: int,
+        *,
+        status: int,
+        final: bool,
+        error: str | None,
+        next_attempt_on: datetime | None,
+        attempt: int,
+    ) -> tuple[Any, ...] | None:
         async with self.engine.begin() as conn:
-            row = (await conn.execute(SETTLE, {
-                "run_id": run_id, "owner": self.owner, "status": status, "final": final, "error": error,
-                "next_attempt_on": next_attempt_on, "attempt": attempt,
-            })).first()
+            row = (
+                await conn.execute(
+                    SETTLE,
+                    {
+                        "run_id": run_id,
+                        "owner": self.owner,
+                        "status": status,
+                        "final": final,
+                        "error": error,
+                        "next_attempt_on": next_attempt_on,
+                        "attempt": attempt,
+                    },
+                )
+            ).first()
         return tuple(row) if row is not None else None
 
     async def status(self, run_id: int) -> int | None:

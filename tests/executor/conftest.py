@@ -8,9 +8,9 @@ import asyncio
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import orjson
@@ -33,12 +33,19 @@ from tests.peers.https_server import HttpsPeer
 from tests.peers.smtp_server import SmtpPeer
 from tests.peers.tls import LocalCA
 
+T = TypeVar("T")
 WAIT_S = 30.0
 FINAL = (RunStatus.Completed, RunStatus.Failed, RunStatus.Cancelled)
 
 
-async def wait_for(predicate: Callable[[], Awaitable[Any]], *, timeout: float = WAIT_S,
-                   interval: float = 0.05, what: str = "condition") -> Any:
+async def wait_for(
+    predicate: Callable[[], Awaitable[T | None]],
+    *,
+    timeout: float = WAIT_S,
+    interval: float = 0.05,
+    what: str = "condition",
+) -> T:
+    """The predicate's first truthy result, polled until ``timeout``."""
     try:
         async with asyncio.timeout(timeout):
             while True:
@@ -54,9 +61,13 @@ class ResultsTap:
     """Every outcome message on the results topic, by RunId."""
 
     def __init__(self, settings: Settings) -> None:
-        self.consumer = AIOKafkaConsumer(settings.topic_results, bootstrap_servers=settings.kafka_bootstrap,
-                                         group_id=f"test-results-tap-{uuid.uuid4().hex[:8]}",
-                                         auto_offset_reset="earliest", enable_auto_commit=False)
+        self.consumer = AIOKafkaConsumer(
+            settings.topic_results,
+            bootstrap_servers=settings.kafka_bootstrap,
+            group_id=f"test-results-tap-{uuid.uuid4().hex[:8]}",
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
         self.by_run: dict[int, list[dict[str, Any]]] = defaultdict(list)
         self._task: asyncio.Task[None] | None = None
 
@@ -91,74 +102,148 @@ class Pipeline:
 
     # --- workflows ---------------------------------------------------------------------------------
 
-    async def workflow(self, api: httpx.AsyncClient, *steps: dict[str, Any], max_retries: int = 3,
-                       backoff_s: int = 1, name: str = "Notify") -> tuple[int, list[int]]:
+    async def workflow(
+        self,
+        api: httpx.AsyncClient,
+        *steps: dict[str, Any],
+        max_retries: int = 3,
+        backoff_s: int = 1,
+        name: str = "Notify",
+    ) -> tuple[int, list[int]]:
         """A workflow created through the API, with its steps (ActionConfig given as a dict)."""
-        created = await api.post("/api/v4/workflows", json={
-            "Name": name, "TriggerEventType": 0, "MaxRetryCount": max_retries, "RetryBackoffBaseSeconds": backoff_s})
+        created = await api.post(
+            "/api/v4/workflows",
+            json={
+                "Name": name,
+                "TriggerEventType": 0,
+                "MaxRetryCount": max_retries,
+                "RetryBackoffBaseSeconds": backoff_s,
+            },
+        )
         assert created.status_code == 200, created.text
         workflow_id = int(created.json()["WorkflowId"])
         step_ids = []
         for step in steps:
-            body = {**step, "ActionConfig": json.dumps(step["ActionConfig"]) if "ActionConfig" in step else None}
+            body = {
+                **step,
+                "ActionConfig": json.dumps(step["ActionConfig"]) if "ActionConfig" in step else None,
+            }
             added = await api.post(f"/api/v4/workflows/{workflow_id}/steps", json=body)
             assert added.status_code == 200, added.text
             step_ids.append(int(added.json()["WorkflowStepId"]))
         return workflow_id, step_ids
 
-    async def insert_step(self, workflow_id: int, *, action_type: int, step_order: int, template: str,
-                          config: dict[str, Any], credential_id: int | None = None) -> int:
+    async def insert_step(
+        self,
+        workflow_id: int,
+        *,
+        action_type: int,
+        step_order: int,
+        template: str,
+        config: dict[str, Any],
+        credential_id: int | None = None,
+    ) -> int:
         """A step row written directly, for content the API refuses at save time but the executor must
         still survive (rows saved before a rule existed, or edited in the database)."""
         async with self.db.begin() as conn:
-            return int((await conn.execute(text(
-                "INSERT INTO workflow_steps (workflow_id, action_type, step_order, output_template, action_config, "
-                "workflow_credential_id, is_enabled) VALUES (:w, :a, :o, :t, :c, :cred, true) "
-                "RETURNING workflow_step_id"),
-                {"w": workflow_id, "a": action_type, "o": step_order, "t": template, "c": json.dumps(config),
-                 "cred": credential_id})).scalar_one())
+            return int(
+                (
+                    await conn.execute(
+                        text(
+                            "INSERT INTO workflow_steps (workflow_id, action_type, step_order, output_template, action_config, "
+                            "workflow_credential_id, is_enabled) VALUES (:w, :a, :o, :t, :c, :cred, true) "
+                            "RETURNING workflow_step_id"
+                        ),
+                        {
+                            "w": workflow_id,
+                            "a": action_type,
+                            "o": step_order,
+                            "t": template,
+                            "c": json.dumps(config),
+                            "cred": credential_id,
+                        },
+                    )
+                ).scalar_one()
+            )
 
     async def credential(self, department_id: int, ctype: CredentialType, data: dict[str, Any]) -> int:
         """A credential stored as the API stores it: public fields in clear, secrets encrypted."""
         public, secret = split_secrets(ctype, data)
         async with self.db.begin() as conn:
-            credential_id = int((await conn.execute(text(
-                "INSERT INTO workflow_credentials (department_id, name, credential_type, public_data, secret_keys, "
-                "encrypted_data) VALUES (:d, :n, :t, CAST(:p AS jsonb), CAST(:k AS jsonb), '') "
-                "RETURNING workflow_credential_id"),
-                {"d": department_id, "n": f"{ctype.name} test", "t": int(ctype), "p": json.dumps(public),
-                 "k": json.dumps(sorted(secret))})).scalar_one())
-            token = keyring_from(self.settings).encrypt_json(department_id, secret,
-                                                              aad=credential_aad(credential_id))
-            await conn.execute(text("UPDATE workflow_credentials SET encrypted_data = :e "
-                                    "WHERE workflow_credential_id = :i"), {"e": token, "i": credential_id})
+            credential_id = int(
+                (
+                    await conn.execute(
+                        text(
+                            "INSERT INTO workflow_credentials (department_id, name, credential_type, public_data, secret_keys, "
+                            "encrypted_data) VALUES (:d, :n, :t, CAST(:p AS jsonb), CAST(:k AS jsonb), '') "
+                            "RETURNING workflow_credential_id"
+                        ),
+                        {
+                            "d": department_id,
+                            "n": f"{ctype.name} test",
+                            "t": int(ctype),
+                            "p": json.dumps(public),
+                            "k": json.dumps(sorted(secret)),
+                        },
+                    )
+                ).scalar_one()
+            )
+            token = keyring_from(self.settings).encrypt_json(
+                department_id, secret, aad=credential_aad(credential_id)
+            )
+            await conn.execute(
+                text("UPDATE workflow_credentials SET encrypted_data = :e WHERE workflow_credential_id = :i"),
+                {"e": token, "i": credential_id},
+            )
         return credential_id
 
     async def set_plan(self, api: httpx.AsyncClient, department_id: int, plan: str) -> None:
         token = token_for(self.settings, department_id, "SystemAdmin")
-        reply = await api.put(f"/api/v4/admin/departments/{department_id}", json={"Plan": plan},
-                              headers={"Authorization": f"Bearer {token}"})
+        reply = await api.put(
+            f"/api/v4/admin/departments/{department_id}",
+            json={"Plan": plan},
+            headers={"Authorization": f"Bearer {token}"},
+        )
         assert reply.status_code == 200, reply.text
 
     async def use_today(self, department_id: int, channel: str, used: int) -> None:
         """What the department already sent today on a channel ("email" or "sms")."""
         async with self.db.begin() as conn:
-            await conn.execute(text(
-                "INSERT INTO department_daily_usage (department_id, usage_date, channel, used) "
-                "VALUES (:d, (now() AT TIME ZONE 'UTC')::date, :c, :u)"), {"d": department_id, "c": channel, "u": used})
+            await conn.execute(
+                text(
+                    "INSERT INTO department_daily_usage (department_id, usage_date, channel, used) "
+                    "VALUES (:d, (now() AT TIME ZONE 'UTC')::date, :c, :u)"
+                ),
+                {"d": department_id, "c": channel, "u": used},
+            )
 
     # --- runs --------------------------------------------------------------------------------------
 
-    async def start_run(self, workflow_id: int, department_id: int, payload: dict[str, Any] | None = None) -> int:
+    async def start_run(
+        self, workflow_id: int, department_id: int, payload: dict[str, Any] | None = None
+    ) -> int:
         """A Pending run committed and its message produced, as the dispatcher does for a matched event."""
         async with self.db.begin() as conn:
-            run_id = int((await conn.execute(text(
-                "INSERT INTO workflow_runs (workflow_id, department_id, status, trigger_event_type, event_id, "
-                "attempt_number, is_test, input_payload, occurred_on) "
-                "VALUES (:w, :d, 0, 0, :e, 1, false, CAST(:p AS jsonb), now()) RETURNING workflow_run_id"),
-                {"w": workflow_id, "d": department_id, "e": str(uuid.uuid4()),
-                 "p": json.dumps(payload if payload is not None else SAMPLE_CALL)})).scalar_one())
-        await publish_committed_runs(self.db, self.producer, self.settings, [RunToPublish(run_id, department_id)])
+            run_id = int(
+                (
+                    await conn.execute(
+                        text(
+                            "INSERT INTO workflow_runs (workflow_id, department_id, status, trigger_event_type, event_id, "
+                            "attempt_number, is_test, input_payload, occurred_on) "
+                            "VALUES (:w, :d, 0, 0, :e, 1, false, CAST(:p AS jsonb), now()) RETURNING workflow_run_id"
+                        ),
+                        {
+                            "w": workflow_id,
+                            "d": department_id,
+                            "e": str(uuid.uuid4()),
+                            "p": json.dumps(payload if payload is not None else SAMPLE_CALL),
+                        },
+                    )
+                ).scalar_one()
+            )
+        await publish_committed_runs(
+            self.db, self.producer, self.settings, [RunToPublish(run_id, department_id)]
+        )
         return run_id
 
     async def redeliver(self, run_id: int, department_id: int, *, times: int = 1) -> None:
@@ -167,8 +252,15 @@ class Pipeline:
 
     async def run(self, run_id: int) -> RowMapping:
         async with self.db.connect() as conn:
-            return (await conn.execute(text("SELECT * FROM workflow_runs WHERE workflow_run_id = :r"),
-                                       {"r": run_id})).mappings().one()
+            return (
+                (
+                    await conn.execute(
+                        text("SELECT * FROM workflow_runs WHERE workflow_run_id = :r"), {"r": run_id}
+                    )
+                )
+                .mappings()
+                .one()
+            )
 
     async def wait_status(self, run_id: int, *statuses: RunStatus, timeout: float = WAIT_S) -> RowMapping:
         wanted = {int(s) for s in (statuses or FINAL)}
@@ -181,16 +273,29 @@ class Pipeline:
 
     async def logs(self, run_id: int) -> list[RowMapping]:
         async with self.db.connect() as conn:
-            return list((await conn.execute(text(
-                "SELECT * FROM workflow_run_logs WHERE workflow_run_id = :r ORDER BY workflow_run_log_id"),
-                {"r": run_id})).mappings().all())
+            return list(
+                (
+                    await conn.execute(
+                        text(
+                            "SELECT * FROM workflow_run_logs WHERE workflow_run_id = :r ORDER BY workflow_run_log_id"
+                        ),
+                        {"r": run_id},
+                    )
+                )
+                .mappings()
+                .all()
+            )
 
     async def cancel(self, run_id: int) -> None:
         """What POST .../runs/{id}/cancel does to an open run."""
         async with self.db.begin() as conn:
-            await conn.execute(text(
-                "UPDATE workflow_runs SET status = 4, completed_on = now(), next_attempt_on = NULL "
-                "WHERE workflow_run_id = :r AND status IN (0, 1, 5)"), {"r": run_id})
+            await conn.execute(
+                text(
+                    "UPDATE workflow_runs SET status = 4, completed_on = now(), next_attempt_on = NULL "
+                    "WHERE workflow_run_id = :r AND status IN (0, 1, 5)"
+                ),
+                {"r": run_id},
+            )
 
 
 SAMPLE_CALL: dict[str, Any] = {
@@ -251,7 +356,7 @@ async def smtp_peer() -> AsyncIterator[SmtpPeer]:
 
 
 @pytest.fixture
-def twilio_at(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[HttpsPeer], None]]:
+def twilio_at(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> Callable[[HttpsPeer], None]:
     """Point the session executor's Twilio base URL at a peer (operators do this with WF_TWILIO_BASE_URL)."""
     assert pipeline.executor.executor is not None
     action_settings = pipeline.executor.executor.action_settings
@@ -259,15 +364,34 @@ def twilio_at(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> Iterator[C
     def point(peer: HttpsPeer) -> None:
         monkeypatch.setattr(action_settings, "twilio_base_url", peer.url("", host="127.0.0.1"))
 
-    yield point
+    return point
 
 
 def smtp_data(peer: SmtpPeer, **overrides: Any) -> dict[str, Any]:
-    return {"host": "127.0.0.1", "port": peer.port, "security": "none", "fromAddress": "alerts@dept.example.org",
-            "fromName": "Station 5", **overrides}
+    return {
+        "host": "127.0.0.1",
+        "port": peer.port,
+        "security": "none",
+        "fromAddress": "alerts@dept.example.org",
+        "fromName": "Station 5",
+        **overrides,
+    }
 
 
-def http_step(peer: HttpsPeer, path: str, *, order: int, method: int = 3, template: str = '{"call": "{{ call.name }}"}',
-              **extra: Any) -> dict[str, Any]:
+def http_step(
+    peer: HttpsPeer,
+    path: str,
+    *,
+    order: int,
+    method: int = 3,
+    template: str = '{"call": "{{ call.name }}"}',
+    **extra: Any,
+) -> dict[str, Any]:
     config = {"url": peer.url(path, host="127.0.0.1"), **extra.pop("config", {})}
-    return {"ActionType": method, "StepOrder": order, "OutputTemplate": template, "ActionConfig": config, **extra}
+    return {
+        "ActionType": method,
+        "StepOrder": order,
+        "OutputTemplate": template,
+        "ActionConfig": config,
+        **extra,
+    }

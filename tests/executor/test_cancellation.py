@@ -13,10 +13,15 @@ from tests.peers.https_server import HttpsPeer, Reply
 
 
 async def test_cancelling_a_running_run_stops_it_before_the_next_step(
-        api: httpx.AsyncClient, pipeline: Pipeline, https_peer: HttpsPeer, department_id: int,
-        processed: list[int]) -> None:
+    api: httpx.AsyncClient,
+    pipeline: Pipeline,
+    https_peer: HttpsPeer,
+    department_id: int,
+    processed: list[int],
+) -> None:
     workflow_id, (slow, _) = await pipeline.workflow(
-        api, http_step(https_peer, "/slow", order=1), http_step(https_peer, "/next", order=2))
+        api, http_step(https_peer, "/slow", order=1), http_step(https_peer, "/next", order=2)
+    )
     https_peer.reply("POST", "/slow", Reply(200, delay=1.5))
 
     run_id = await pipeline.start_run(workflow_id, department_id)
@@ -38,12 +43,18 @@ async def test_cancelling_a_running_run_stops_it_before_the_next_step(
     # The step in flight when the cancel came is logged as it ended; nothing after it is.
     logs = await pipeline.logs(run_id)
     assert [(log["workflow_step_id"], log["status"]) for log in logs] == [(slow, RunStatus.Completed)]
-    assert run_id not in pipeline.results.by_run  # the executor reports no outcome for a run it did not finish
+    assert (
+        run_id not in pipeline.results.by_run
+    )  # the executor reports no outcome for a run it did not finish
 
 
 async def test_a_cancelled_retrying_run_is_not_attempted_again(
-        api: httpx.AsyncClient, pipeline: Pipeline, https_peer: HttpsPeer, department_id: int,
-        processed: list[int]) -> None:
+    api: httpx.AsyncClient,
+    pipeline: Pipeline,
+    https_peer: HttpsPeer,
+    department_id: int,
+    processed: list[int],
+) -> None:
     workflow_id, _ = await pipeline.workflow(api, http_step(https_peer, "/busy", order=1), backoff_s=1)
     https_peer.reply("POST", "/busy", Reply(503, "busy"))
 

@@ -17,7 +17,7 @@ from tests.peers.smtp_server import SmtpPeer
 from tests.peers.tls import LocalCA
 
 JITTER = 0.10
-SLACK = timedelta(milliseconds=500)  # database round trips between the log row and the run's update
+SLACK = timedelta(milliseconds=750)  # database round trips between the log row and the run's update
 
 
 async def watch_retries(pipeline: Pipeline, run_id: int) -> tuple[Any, dict[int, datetime]]:
@@ -34,8 +34,9 @@ async def watch_retries(pipeline: Pipeline, run_id: int) -> tuple[Any, dict[int,
     return final, scheduled
 
 
-def assert_backoff(logs: list[Any], scheduled: dict[int, datetime], base: float,
-                   retry_after: float | None = None) -> None:
+def assert_backoff(
+    logs: list[Any], scheduled: dict[int, datetime], base: float, retry_after: float | None = None
+) -> None:
     """Attempt n+1 was scheduled base × 2^(n−1) (+ ≤10 % jitter) after attempt n, and did not start earlier."""
     for attempt, next_on in scheduled.items():
         failed_at = max(log["completed_on"] for log in logs if log["attempt_number"] == attempt - 1)
@@ -43,23 +44,33 @@ def assert_backoff(logs: list[Any], scheduled: dict[int, datetime], base: float,
         if retry_after is not None:
             delay = max(delay, retry_after)
         assert failed_at + timedelta(seconds=delay) <= next_on, (attempt, next_on - failed_at)
-        assert next_on <= failed_at + timedelta(seconds=delay * (1 + JITTER)) + SLACK, (attempt, next_on - failed_at)
+        assert next_on <= failed_at + timedelta(seconds=delay * (1 + JITTER)) + SLACK, (
+            attempt,
+            next_on - failed_at,
+        )
         started = min(log["started_on"] for log in logs if log["attempt_number"] == attempt)
         assert started >= next_on
 
 
 async def test_transient_failures_retry_with_backoff_and_repeat_only_the_unfinished_step(
-        api: httpx.AsyncClient, pipeline: Pipeline, https_peer: HttpsPeer, department_id: int) -> None:
+    api: httpx.AsyncClient, pipeline: Pipeline, https_peer: HttpsPeer, department_id: int
+) -> None:
     workflow_id, (done, flaky) = await pipeline.workflow(
-        api, http_step(https_peer, "/done", order=1), http_step(https_peer, "/flaky", order=2),
-        max_retries=3, backoff_s=1)
+        api,
+        http_step(https_peer, "/done", order=1),
+        http_step(https_peer, "/flaky", order=2),
+        max_retries=3,
+        backoff_s=1,
+    )
     https_peer.reply("POST", "/flaky", Reply(503, "busy"), Reply(503, "busy"), Reply(200, {"ok": True}))
 
     run_id = await pipeline.start_run(workflow_id, department_id)
     run, scheduled = await watch_retries(pipeline, run_id)
 
     assert run["status"] == RunStatus.Completed
-    assert run["attempt_number"] == 3 and run["error_message"] is None and run["next_attempt_on"] is None
+    assert run["attempt_number"] == 3
+    assert run["error_message"] is None
+    assert run["next_attempt_on"] is None
     assert len(https_peer.requests_to("POST", "/done")) == 1  # completed on attempt 1, never repeated
     flaky_requests = https_peer.requests_to("POST", "/flaky")
     assert len(flaky_requests) == 3
@@ -67,8 +78,11 @@ async def test_transient_failures_retry_with_backoff_and_repeat_only_the_unfinis
 
     logs = await pipeline.logs(run_id)
     assert [(log["workflow_step_id"], log["attempt_number"], log["status"]) for log in logs] == [
-        (done, 1, RunStatus.Completed), (flaky, 1, RunStatus.Failed),
-        (flaky, 2, RunStatus.Failed), (flaky, 3, RunStatus.Completed)]
+        (done, 1, RunStatus.Completed),
+        (flaky, 1, RunStatus.Failed),
+        (flaky, 2, RunStatus.Failed),
+        (flaky, 3, RunStatus.Completed),
+    ]
     assert "503" in logs[1]["error_message"]
     assert sorted(scheduled) == [2, 3]
     assert_backoff(logs, scheduled, base=1)
@@ -78,8 +92,11 @@ async def test_transient_failures_retry_with_backoff_and_repeat_only_the_unfinis
 
 
 async def test_retries_exhausted_fail_the_run_with_the_last_error(
-        api: httpx.AsyncClient, pipeline: Pipeline, https_peer: HttpsPeer, department_id: int) -> None:
-    workflow_id, _ = await pipeline.workflow(api, http_step(https_peer, "/down", order=1), max_retries=2, backoff_s=1)
+    api: httpx.AsyncClient, pipeline: Pipeline, https_peer: HttpsPeer, department_id: int
+) -> None:
+    workflow_id, _ = await pipeline.workflow(
+        api, http_step(https_peer, "/down", order=1), max_retries=2, backoff_s=1
+    )
     https_peer.reply("POST", "/down", Reply(502, "bad gateway"), Reply(503, "still down"))
 
     run_id = await pipeline.start_run(workflow_id, department_id)
@@ -89,7 +106,8 @@ async def test_retries_exhausted_fail_the_run_with_the_last_error(
     assert run["attempt_number"] == 3  # the first attempt and MaxRetryCount = 2 retries
     assert len(https_peer.requests_to("POST", "/down")) == 3
     assert run["error_message"].startswith("Step 1 (CallApiPost) failed: ")
-    assert "503" in run["error_message"] and "still down" in run["error_message"]
+    assert "503" in run["error_message"]
+    assert "still down" in run["error_message"]
     assert run["error_message"].endswith("gave up after 3 attempt(s)")
     logs = await pipeline.logs(run_id)
     assert [log["attempt_number"] for log in logs] == [1, 2, 3]
@@ -100,14 +118,16 @@ async def test_retries_exhausted_fail_the_run_with_the_last_error(
 
 
 async def test_retry_after_on_429_delays_the_next_attempt(
-        api: httpx.AsyncClient, pipeline: Pipeline, https_peer: HttpsPeer, department_id: int) -> None:
+    api: httpx.AsyncClient, pipeline: Pipeline, https_peer: HttpsPeer, department_id: int
+) -> None:
     workflow_id, _ = await pipeline.workflow(api, http_step(https_peer, "/limited", order=1), backoff_s=1)
     https_peer.reply("POST", "/limited", Reply(429, "slow down", headers={"Retry-After": "2"}), Reply(200))
 
     run_id = await pipeline.start_run(workflow_id, department_id)
     run, scheduled = await watch_retries(pipeline, run_id)
 
-    assert run["status"] == RunStatus.Completed and run["attempt_number"] == 2
+    assert run["status"] == RunStatus.Completed
+    assert run["attempt_number"] == 2
     first, second = https_peer.requests_to("POST", "/limited")
     assert sorted(scheduled) == [2]
     logs = await pipeline.logs(run_id)
@@ -115,10 +135,37 @@ async def test_retry_after_on_429_delays_the_next_attempt(
     assert logs[1]["started_on"] - logs[0]["completed_on"] >= timedelta(seconds=2)
 
 
+async def test_a_huge_retry_after_is_bounded_and_the_executor_moves_on(
+    api: httpx.AsyncClient, pipeline: Pipeline, https_peer: HttpsPeer, department_id: int
+) -> None:
+    workflow_id, _ = await pipeline.workflow(
+        api,
+        http_step(https_peer, "/overloaded", order=1),
+        http_step(https_peer, "/fine", order=2),
+        backoff_s=1,
+    )
+    https_peer.reply("POST", "/overloaded", Reply(503, "maintenance", headers={"Retry-After": "86400"}))
+
+    waiting = await pipeline.start_run(workflow_id, department_id)
+    run = await pipeline.wait_status(waiting, RunStatus.Retrying)
+    attempt_ended = max(log["completed_on"] for log in await pipeline.logs(waiting))
+    # Not a day: the executor's bound (ActionSettings.max_retry_after_s, 10 minutes).
+    assert run["next_attempt_on"] - attempt_ended <= timedelta(seconds=600) + SLACK
+    assert run["next_attempt_on"] - attempt_ended >= timedelta(seconds=600)
+    # Nothing sleeps on the waiting run: the next one goes straight through.
+    https_peer.reply("POST", "/overloaded", Reply(200))
+    other = await pipeline.wait_status(await pipeline.start_run(workflow_id, department_id))
+    assert other["status"] == RunStatus.Completed
+    assert (await pipeline.run(waiting))["status"] == RunStatus.Retrying
+    await pipeline.cancel(waiting)
+
+
 async def test_a_permanent_failure_is_not_undone_by_a_later_successful_retry(
-        api: httpx.AsyncClient, pipeline: Pipeline, https_peer: HttpsPeer, department_id: int) -> None:
+    api: httpx.AsyncClient, pipeline: Pipeline, https_peer: HttpsPeer, department_id: int
+) -> None:
     workflow_id, (gone, flaky) = await pipeline.workflow(
-        api, http_step(https_peer, "/gone", order=1), http_step(https_peer, "/flaky", order=2), backoff_s=1)
+        api, http_step(https_peer, "/gone", order=1), http_step(https_peer, "/flaky", order=2), backoff_s=1
+    )
     https_peer.reply("POST", "/gone", Reply(404, "no such thing"))
     https_peer.reply("POST", "/flaky", Reply(503), Reply(200))
 
@@ -134,10 +181,12 @@ async def test_a_permanent_failure_is_not_undone_by_a_later_successful_retry(
 
 # --- errors that cannot succeed on retry -------------------------------------------------------------
 
+
 async def assert_failed_at_once(pipeline: Pipeline, run_id: int, *fragments: str) -> None:
     run = await pipeline.wait_status(run_id)
     assert run["status"] == RunStatus.Failed
-    assert run["attempt_number"] == 1 and run["next_attempt_on"] is None
+    assert run["attempt_number"] == 1
+    assert run["next_attempt_on"] is None
     for fragment in fragments:
         assert fragment in run["error_message"]
     assert "gave up" not in run["error_message"]
@@ -149,8 +198,9 @@ async def assert_failed_at_once(pipeline: Pipeline, run_id: int, *fragments: str
     assert outcome["Status"] == RunStatus.Failed
 
 
-async def test_http_404_fails_without_retry(api: httpx.AsyncClient, pipeline: Pipeline, https_peer: HttpsPeer,
-                                            department_id: int) -> None:
+async def test_http_404_fails_without_retry(
+    api: httpx.AsyncClient, pipeline: Pipeline, https_peer: HttpsPeer, department_id: int
+) -> None:
     workflow_id, _ = await pipeline.workflow(api, http_step(https_peer, "/missing", order=1), backoff_s=1)
     https_peer.reply("POST", "/missing", Reply(404, "Not Found"))
 
@@ -160,12 +210,18 @@ async def test_http_404_fails_without_retry(api: httpx.AsyncClient, pipeline: Pi
 
 
 def email_step(credential_id: int, **config: Any) -> dict[str, Any]:
-    return {"ActionType": int(ActionType.SendEmail), "StepOrder": 1, "OutputTemplate": "{{ call.name }} at {{ call.address }}",
-            "ActionConfig": {"to": "chief@example.org", "subject": "Call {{ call.id }}", **config},
-            "WorkflowCredentialId": credential_id}
+    return {
+        "ActionType": int(ActionType.SendEmail),
+        "StepOrder": 1,
+        "OutputTemplate": "{{ call.name }} at {{ call.address }}",
+        "ActionConfig": {"to": "chief@example.org", "subject": "Call {{ call.id }}", **config},
+        "WorkflowCredentialId": credential_id,
+    }
 
 
-async def test_smtp_550_fails_without_retry(api: httpx.AsyncClient, pipeline: Pipeline, department_id: int) -> None:
+async def test_smtp_550_fails_without_retry(
+    api: httpx.AsyncClient, pipeline: Pipeline, department_id: int
+) -> None:
     async with SmtpPeer(reject_recipients="all") as smtp:
         credential_id = await pipeline.credential(department_id, CredentialType.Smtp, smtp_data(smtp))
         workflow_id, _ = await pipeline.workflow(api, email_step(credential_id), backoff_s=1)
@@ -174,11 +230,15 @@ async def test_smtp_550_fails_without_retry(api: httpx.AsyncClient, pipeline: Pi
         assert smtp.messages == []
 
 
-async def test_smtp_wrong_password_fails_without_retry(api: httpx.AsyncClient, pipeline: Pipeline,
-                                                       local_ca: LocalCA, department_id: int) -> None:
+async def test_smtp_wrong_password_fails_without_retry(
+    api: httpx.AsyncClient, pipeline: Pipeline, local_ca: LocalCA, department_id: int
+) -> None:
     async with SmtpPeer(ca=local_ca, security="tls", username="mailer", password="right") as smtp:
-        credential_id = await pipeline.credential(department_id, CredentialType.Smtp, smtp_data(
-            smtp, security="tls", username="mailer", password="wrong-password"))
+        credential_id = await pipeline.credential(
+            department_id,
+            CredentialType.Smtp,
+            smtp_data(smtp, security="tls", username="mailer", password="wrong-password"),
+        )
         workflow_id, _ = await pipeline.workflow(api, email_step(credential_id), backoff_s=1)
         run_id = await pipeline.start_run(workflow_id, department_id)
         await assert_failed_at_once(pipeline, run_id, "rejected the login for user mailer")
@@ -187,43 +247,60 @@ async def test_smtp_wrong_password_fails_without_retry(api: httpx.AsyncClient, p
         assert "wrong-password" not in run["error_message"]
 
 
-async def test_template_error_fails_without_retry(api: httpx.AsyncClient, pipeline: Pipeline, https_peer: HttpsPeer,
-                                                  department_id: int) -> None:
+async def test_template_error_fails_without_retry(
+    api: httpx.AsyncClient, pipeline: Pipeline, https_peer: HttpsPeer, department_id: int
+) -> None:
     workflow_id, _ = await pipeline.workflow(
-        api, http_step(https_peer, "/never", order=1, template="Units: {{ call.priority | divided_by: 0 }}"), backoff_s=1)
+        api,
+        http_step(https_peer, "/never", order=1, template="Units: {{ call.priority | divided_by: 0 }}"),
+        backoff_s=1,
+    )
     run_id = await pipeline.start_run(workflow_id, department_id)
     await assert_failed_at_once(pipeline, run_id, "OutputTemplate: line 1, column", "divided_by")
     assert https_peer.requests == []
 
 
-async def test_deleted_credential_fails_naming_it(api: httpx.AsyncClient, pipeline: Pipeline, department_id: int) -> None:
+async def test_deleted_credential_fails_naming_it(
+    api: httpx.AsyncClient, pipeline: Pipeline, department_id: int
+) -> None:
     async with SmtpPeer() as smtp:
         credential_id = await pipeline.credential(department_id, CredentialType.Smtp, smtp_data(smtp))
         workflow_id, _ = await pipeline.workflow(api, email_step(credential_id), backoff_s=1)
         async with pipeline.db.begin() as conn:
-            await conn.execute(text("DELETE FROM workflow_credentials WHERE workflow_credential_id = :c"),
-                               {"c": credential_id})
+            await conn.execute(
+                text("DELETE FROM workflow_credentials WHERE workflow_credential_id = :c"),
+                {"c": credential_id},
+            )
         run_id = await pipeline.start_run(workflow_id, department_id)
         await assert_failed_at_once(pipeline, run_id, f"Credential {credential_id}", "deleted")
         assert smtp.sessions == 0
 
 
-async def test_credential_of_another_department_is_never_used(api: httpx.AsyncClient, pipeline: Pipeline,
-                                                              department_id: int) -> None:
+async def test_credential_of_another_department_is_never_used(
+    api: httpx.AsyncClient, pipeline: Pipeline, department_id: int
+) -> None:
     async with SmtpPeer() as smtp:
         foreign = await pipeline.credential(department_id + 1_000_000, CredentialType.Smtp, smtp_data(smtp))
         workflow_id, _ = await pipeline.workflow(api, name="Borrowing")
-        await pipeline.insert_step(workflow_id, action_type=int(ActionType.SendEmail), step_order=1,
-                                   template="hello", config={"to": "chief@example.org", "subject": "x"},
-                                   credential_id=foreign)
+        await pipeline.insert_step(
+            workflow_id,
+            action_type=int(ActionType.SendEmail),
+            step_order=1,
+            template="hello",
+            config={"to": "chief@example.org", "subject": "x"},
+            credential_id=foreign,
+        )
         run_id = await pipeline.start_run(workflow_id, department_id)
-        await assert_failed_at_once(pipeline, run_id, f"Credential {foreign}", "not available to this department")
+        await assert_failed_at_once(
+            pipeline, run_id, f"Credential {foreign}", "not available to this department"
+        )
         assert smtp.sessions == 0
 
 
 @pytest.mark.parametrize("status", [408, 425, 500])
-async def test_retryable_statuses_are_retried(api: httpx.AsyncClient, pipeline: Pipeline, https_peer: HttpsPeer,
-                                              department_id: int, status: int) -> None:
+async def test_retryable_statuses_are_retried(
+    api: httpx.AsyncClient, pipeline: Pipeline, https_peer: HttpsPeer, department_id: int, status: int
+) -> None:
     workflow_id, _ = await pipeline.workflow(api, http_step(https_peer, "/odd", order=1), backoff_s=1)
     https_peer.reply("POST", "/odd", Reply(status), Reply(200))
     run_id = await pipeline.start_run(workflow_id, department_id)

@@ -3,13 +3,13 @@ steps left out, conditions evaluated, a log row per step, the outcome on the res
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 import httpx
 import orjson
 from sqlalchemy import text
 
+from services.dispatcher.service import DispatcherService
 from shared.enums import RunStatus
 from tests.executor.conftest import SAMPLE_CALL, Pipeline, http_step, wait_for
 from tests.peers.https_server import HttpsPeer, Reply
@@ -18,52 +18,95 @@ LONG_LINE = "0123456789" * 10
 
 
 async def test_steps_run_in_step_order_with_disabled_and_conditional_steps(
-        api: httpx.AsyncClient, pipeline: Pipeline, https_peer: HttpsPeer, department_id: int) -> None:
+    api: httpx.AsyncClient,
+    pipeline: Pipeline,
+    https_peer: HttpsPeer,
+    department_id: int,
+    services: dict[str, object],
+) -> None:
     # Created out of order: StepOrder decides, not creation.
     workflow_id, (fourth, first, disabled, skipped, fifth) = await pipeline.workflow(
         api,
         http_step(https_peer, "/fourth", order=4, method=4, template="{{ call.address }}"),
-        http_step(https_peer, "/first", order=1, template='{"call": "{{ call.name }}", "dept": "{{ department.name }}"}',
-                  config={"headers": {"X-Call-Id": "{{ call.id }}"}}),
+        http_step(
+            https_peer,
+            "/first",
+            order=1,
+            template='{"call": "{{ call.name }}", "dept": "{{ department.name }}"}',
+            config={"headers": {"X-Call-Id": "{{ call.id }}"}},
+        ),
         http_step(https_peer, "/disabled", order=2, IsEnabled=False),
         http_step(https_peer, "/skipped", order=3, ConditionExpression="call.priority > 5"),
-        http_step(https_peer, "/fifth", order=5, ConditionExpression="call.priority >= 3",
-                  template=f"{{% for i in (1..50) %}}{LONG_LINE}{{% endfor %}}"),
+        http_step(
+            https_peer,
+            "/fifth",
+            order=5,
+            ConditionExpression="call.priority >= 3",
+            template=f"{{% for i in (1..50) %}}{LONG_LINE}{{% endfor %}}",
+        ),
     )
     event_id = str(uuid.uuid4())
-    await asyncio.sleep(0.6)  # the dispatcher's index picks up the new workflow
-    await pipeline.producer.send_and_wait(pipeline.settings.topic_events, key=str(department_id).encode(), value=orjson.dumps(
-        {"EventId": event_id, "DepartmentId": department_id, "EventType": 0, "OccurredOn": "2026-11-29T12:00:00Z",
-         "Payload": SAMPLE_CALL}))
+    dispatcher = services["dispatcher"]
+    assert isinstance(dispatcher, DispatcherService)
+
+    async def dispatcher_knows_workflow() -> bool:
+        return workflow_id in dispatcher.index.match(department_id, 0)
+
+    await wait_for(dispatcher_knows_workflow, what="the dispatcher's index to pick up the workflow")
+    await pipeline.producer.send_and_wait(
+        pipeline.settings.topic_events,
+        key=str(department_id).encode(),
+        value=orjson.dumps(
+            {
+                "EventId": event_id,
+                "DepartmentId": department_id,
+                "EventType": 0,
+                "OccurredOn": "2026-11-29T12:00:00Z",
+                "Payload": SAMPLE_CALL,
+            }
+        ),
+    )
 
     async def run_of_event() -> int | None:
         async with pipeline.db.connect() as conn:
-            return (await conn.execute(text("SELECT workflow_run_id FROM workflow_runs WHERE workflow_id = :w "
-                                            "AND event_id = :e"), {"w": workflow_id, "e": event_id})).scalar()
+            return (
+                await conn.execute(
+                    text(
+                        "SELECT workflow_run_id FROM workflow_runs WHERE workflow_id = :w AND event_id = :e"
+                    ),
+                    {"w": workflow_id, "e": event_id},
+                )
+            ).scalar()
 
     run_id = await wait_for(run_of_event, what="the dispatcher to create the run")
     run = await pipeline.wait_status(run_id)
 
     assert run["status"] == RunStatus.Completed
-    assert run["error_message"] is None and run["attempt_number"] == 1
+    assert run["error_message"] is None
+    assert run["attempt_number"] == 1
     assert [r.path for r in https_peer.requests] == ["/first", "/fourth", "/fifth"]
     first_request, fourth_request, fifth_request = https_peer.requests
     assert first_request.json() == {"call": "Structure Fire", "dept": "Springfield FD"}
     assert first_request.headers["x-call-id"] == "1001"  # ActionConfig values are rendered too
     assert first_request.headers["idempotency-key"] == f"wf-run-{run_id}-step-{first}"
-    assert fourth_request.method == "PUT" and fourth_request.body == b"1 Main St"
+    assert fourth_request.method == "PUT"
+    assert fourth_request.body == b"1 Main St"
     assert len(fifth_request.body) == 5000
 
     logs = await pipeline.logs(run_id)
     assert [(log["workflow_step_id"], log["status"]) for log in logs] == [
-        (first, RunStatus.Completed), (skipped, RunStatus.Skipped), (fourth, RunStatus.Completed),
-        (fifth, RunStatus.Completed)]
+        (first, RunStatus.Completed),
+        (skipped, RunStatus.Skipped),
+        (fourth, RunStatus.Completed),
+        (fifth, RunStatus.Completed),
+    ]
     assert disabled not in {log["workflow_step_id"] for log in logs}
     for log in logs:
         assert log["attempt_number"] == 1
         assert log["error_message"] is None
         assert log["started_on"] <= log["completed_on"]
-        assert log["duration_ms"] is not None and log["duration_ms"] >= 0
+        assert log["duration_ms"] is not None
+        assert log["duration_ms"] >= 0
         assert log["action_result"]
     by_step = {log["workflow_step_id"]: log for log in logs}
     assert by_step[first]["rendered_output"] == '{"call": "Structure Fire", "dept": "Springfield FD"}'
@@ -74,14 +117,21 @@ async def test_steps_run_in_step_order_with_disabled_and_conditional_steps(
 
     outcome = await pipeline.results.outcome(run_id)
     assert outcome["Status"] == RunStatus.Completed
-    assert (outcome["WorkflowId"], outcome["DepartmentId"], outcome["AttemptNumber"]) == (workflow_id, department_id, 1)
-    assert outcome["ErrorMessage"] is None and outcome["CompletedOn"] is not None
+    assert (outcome["WorkflowId"], outcome["DepartmentId"], outcome["AttemptNumber"]) == (
+        workflow_id,
+        department_id,
+        1,
+    )
+    assert outcome["ErrorMessage"] is None
+    assert outcome["CompletedOn"] is not None
 
 
 async def test_a_failed_step_does_not_stop_the_next_and_the_run_says_which_failed(
-        api: httpx.AsyncClient, pipeline: Pipeline, https_peer: HttpsPeer, department_id: int) -> None:
+    api: httpx.AsyncClient, pipeline: Pipeline, https_peer: HttpsPeer, department_id: int
+) -> None:
     workflow_id, (broken, notify) = await pipeline.workflow(
-        api, http_step(https_peer, "/gone", order=1), http_step(https_peer, "/notify", order=2))
+        api, http_step(https_peer, "/gone", order=1), http_step(https_peer, "/notify", order=2)
+    )
     https_peer.reply("POST", "/gone", Reply(404, {"error": "no such incident"}))
 
     run_id = await pipeline.start_run(workflow_id, department_id)
@@ -93,7 +143,10 @@ async def test_a_failed_step_does_not_stop_the_next_and_the_run_says_which_faile
     assert len(https_peer.requests_to("POST", "/notify")) == 1
     logs = await pipeline.logs(run_id)
     assert [(log["workflow_step_id"], log["status"]) for log in logs] == [
-        (broken, RunStatus.Failed), (notify, RunStatus.Completed)]
+        (broken, RunStatus.Failed),
+        (notify, RunStatus.Completed),
+    ]
     assert "404" in logs[0]["error_message"]
     outcome = await pipeline.results.outcome(run_id)
-    assert outcome["Status"] == RunStatus.Failed and outcome["ErrorMessage"] == run["error_message"]
+    assert outcome["Status"] == RunStatus.Failed
+    assert outcome["ErrorMessage"] == run["error_message"]

@@ -93,3 +93,27 @@ async def test_event_from_kafka_reaches_https_receiver(api: httpx.AsyncClient, s
         assert await wait_for(counted) == (1, 1)
     finally:
         await engine.dispose()
+
+    # The run shows in the metrics every service exposes for scraping.
+    dispatcher = services["dispatcher"]
+    async with httpx.AsyncClient() as client:
+        scraped = (await client.get(f"http://127.0.0.1:{dispatcher.side_port}/metrics")).text  # type: ignore[attr-defined]
+        health = await client.get(f"http://127.0.0.1:{dispatcher.side_port}/healthz")  # type: ignore[attr-defined]
+    assert health.status_code == 200
+    assert health.json()["checks"]["database"] is True
+    values = parse_metrics(scraped)
+    assert values['wf_dispatcher_events_consumed_total'] >= 1
+    assert values['wf_dispatcher_runs_created_total{outcome="due"}'] >= 1
+    assert values['wf_executor_runs_total{status="Completed"}'] >= 1
+    assert values['wf_executor_steps_total{action="CallApiPost",status="Completed"}'] >= 1
+    assert values['wf_health_outcomes_total{result="counted"}'] >= 1
+    assert values['wf_api_requests_total{method="POST",route="/api/v4/workflows",status="200"}'] >= 1
+
+
+def parse_metrics(text_format: str) -> dict[str, float]:
+    values = {}
+    for line in text_format.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+    return values

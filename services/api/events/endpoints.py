@@ -14,6 +14,7 @@ from services.api.errors import BadRequest, ServiceUnavailable
 from services.api.schemas import InputSchema, error_responses
 from shared.enums import EventType
 from shared.messages import EventEnvelope, new_event_id
+from shared.tracing import kafka_headers, tracer
 
 router = APIRouter(prefix="/api/v4/workflows", tags=["Events"])
 
@@ -58,9 +59,19 @@ async def publish_event(body: EventInput, state: StateDep, admin: DepartmentAdmi
     if len(value) > state.settings.max_event_bytes:
         raise BadRequest(f"The event is larger than {state.settings.max_event_bytes} bytes")
     try:
-        await state.producer.send_and_wait(
-            state.settings.topic_events, value=value, key=str(envelope.DepartmentId).encode()
-        )
+        with tracer().start_as_current_span(
+            "event.publish",
+            attributes={
+                "workflows.event_id": envelope.EventId,
+                "workflows.department_id": envelope.DepartmentId,
+            },
+        ):
+            await state.producer.send_and_wait(
+                state.settings.topic_events,
+                value=value,
+                key=str(envelope.DepartmentId).encode(),
+                headers=kafka_headers(),
+            )
     except Exception as exc:
         raise ServiceUnavailable(f"The event could not be queued ({type(exc).__name__}); try again") from exc
     return EventAccepted(EventId=envelope.EventId)
