@@ -259,10 +259,15 @@ class RunExecutor:
         credential = self._credential(run, step, action_type, credentials)
         with _template_part("OutputTemplate: {}"):
             shown.rendered = render(step.output_template, context)
-        raw_config = parse_action_config(action_type, step.action_config)
+        raw_config = parse_action_config(
+            action_type, step.action_config, has_credential=step.credential_id is not None
+        )
         with _template_part("ActionConfig.{}"):  # render_config names the field: "url: line 1, ..."
             rendered_config = render_config(raw_config, context)
-        config = coerce_rendered(action_type, rendered_config)
+        # Default file names are stamped with the queue time, so a retry writes the same file.
+        config = coerce_rendered(
+            action_type, rendered_config, now=run.queued_on, has_credential=step.credential_id is not None
+        )
         ctx = ActionContext(
             run_id=run.run_id,
             step_id=step.step_id,

@@ -88,7 +88,8 @@ SETTLE = text(
     """
     UPDATE workflow_runs
     SET status = :status, completed_on = CASE WHEN :final THEN now() END, error_message = :error,
-        next_attempt_on = :next_attempt_on, attempt_number = :attempt, published_on = NULL,
+        next_attempt_on = :next_attempt_on, attempt_number = :attempt,
+        published_on = CASE WHEN :final THEN published_on END,
         lease_owner = NULL, lease_until = NULL
     WHERE workflow_run_id = :run_id AND status = 1 AND lease_owner = :owner
     RETURNING workflow_id, department_id, queued_on, started_on, completed_on, is_test

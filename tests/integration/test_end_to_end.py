@@ -48,7 +48,12 @@ async def test_event_from_kafka_reaches_https_receiver(api: httpx.AsyncClient, s
         producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
         await producer.start()
         try:
-            await asyncio.sleep(0.6)  # let the dispatcher's index pick up the new workflow
+            index = services["dispatcher"].index  # type: ignore[attr-defined]
+
+            async def indexed():
+                return workflow_id in index.match(department_id, 0)
+
+            await wait_for(indexed, timeout=10)  # the dispatcher's index picked up the new workflow
             await producer.send_and_wait(settings.topic_events, orjson.dumps(event), key=str(department_id).encode())
         finally:
             await producer.stop()
