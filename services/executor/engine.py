@@ -28,6 +28,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
+from opentelemetry import trace
 
 from services.executor import metrics
 from services.executor.actions.base import (
@@ -51,6 +52,7 @@ from shared.logging import get_logger
 from shared.plans import limits_for
 from shared.templating import TemplateError, evaluate_condition, render, render_config
 from shared.templating.context import build_context
+from shared.tracing import tracer
 
 log = get_logger(__name__)
 
@@ -200,8 +202,17 @@ class RunExecutor:
             else str(step.action_type)
         )
         outcome: StepOutcome
+        span = tracer().start_span(
+            f"step {action_name}",
+            attributes={
+                "workflows.run_id": run.run_id,
+                "workflows.step_id": step.step_id,
+                "workflows.action": action_name,
+            },
+        )
         try:
-            outcome = await self._attempt(run, step, plan, context, credentials, shown)
+            with trace.use_span(span, end_on_exit=True):
+                outcome = await self._attempt(run, step, plan, context, credentials, shown)
         except ActionError as exc:
             shown.result = exc.result
             outcome = StepOutcome(

@@ -26,17 +26,21 @@ from shared.kafka.topics import ensure_topics
 from shared.keys import keyring_from
 from shared.logging import get_logger
 from shared.sidecar import SideServer
+from shared.tracing import context_from_headers, tracer
 
 log = get_logger(__name__)
 
 
-
 def action_settings(settings: Settings) -> ActionSettings:
     return ActionSettings(
-        http_timeout_s=settings.http_timeout_s, smtp_timeout_s=settings.smtp_timeout_s,
-        upload_timeout_s=settings.upload_timeout_s, twilio_base_url=settings.twilio_base_url,
-        box_api_base_url=settings.box_api_base_url, box_upload_base_url=settings.box_upload_base_url,
-        dropbox_api_base_url=settings.dropbox_api_base_url, dropbox_content_base_url=settings.dropbox_content_base_url,
+        http_timeout_s=settings.http_timeout_s,
+        smtp_timeout_s=settings.smtp_timeout_s,
+        upload_timeout_s=settings.upload_timeout_s,
+        twilio_base_url=settings.twilio_base_url,
+        box_api_base_url=settings.box_api_base_url,
+        box_upload_base_url=settings.box_upload_base_url,
+        dropbox_api_base_url=settings.dropbox_api_base_url,
+        dropbox_content_base_url=settings.dropbox_content_base_url,
     )
 
 
@@ -65,17 +69,28 @@ class ExecutorService:
         await self.producer.start()
         self.egress = EgressGuard(settings.allow_cidrs, settings.host_overrides)
         store = RunStore(self.engine, self.owner, settings.executor_lease_s)
-        self.executor = RunExecutor(store, self.producer, settings, keyring_from(settings), self.egress,
-                                    action_settings(settings))
-        self.consumer = create_consumer(settings, group_id=f"{settings.consumer_group_prefix}-executor", max_records=settings.executor_concurrency)
-        self.loop = ConcurrentLoop(self.consumer, self._handle, concurrency=settings.executor_concurrency,
-                                   drain_timeout_s=settings.shutdown_grace_s)
+        self.executor = RunExecutor(
+            store, self.producer, settings, keyring_from(settings), self.egress, action_settings(settings)
+        )
+        self.consumer = create_consumer(
+            settings,
+            group_id=f"{settings.consumer_group_prefix}-executor",
+            max_records=settings.executor_concurrency,
+        )
+        self.loop = ConcurrentLoop(
+            self.consumer,
+            self._handle,
+            concurrency=settings.executor_concurrency,
+            drain_timeout_s=settings.shutdown_grace_s,
+        )
         self.consumer.subscribe([settings.topic_runs], listener=self.loop)
         await self.consumer.start()
         self.side = SideServer(self.health, settings.metrics_host, self.side_port)
         await self.side.start()
-        self._tasks = [asyncio.create_task(self.loop.run(), name="runs"),
-                       asyncio.create_task(self._heartbeat(), name="leases")]
+        self._tasks = [
+            asyncio.create_task(self.loop.run(), name="runs"),
+            asyncio.create_task(self._heartbeat(), name="leases"),
+        ]
         log.info("executor.started", owner=self.owner)
 
     async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> None:
@@ -90,7 +105,12 @@ class ExecutorService:
         while True:
             metrics.IN_FLIGHT.set(self.loop.in_flight if self.loop else 0)
             try:
-                await self.executor.process(run_id)
+                with tracer().start_as_current_span(
+                    "run.execute",
+                    context=context_from_headers(record.headers),
+                    attributes={"workflows.run_id": run_id},
+                ):
+                    await self.executor.process(run_id)
                 self._db_ok = True
                 return
             except asyncio.CancelledError:
@@ -99,7 +119,9 @@ class ExecutorService:
                 # Infrastructure trouble (database or broker down): keep the message un-committed and
                 # try again; the run's lease protects against doing a step twice meanwhile.
                 self._db_ok = False
-                log.warning("run.processing_failed", run_id=run_id, error=f"{type(exc).__name__}: {exc}"[:300])
+                log.warning(
+                    "run.processing_failed", run_id=run_id, error=f"{type(exc).__name__}: {exc}"[:300]
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 

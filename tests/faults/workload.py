@@ -43,71 +43,129 @@ def http_post(peer: HttpsPeer, path: str, template: str = '{"call": "{{ call.nam
 
 async def department(db: AsyncEngine, department_id: int, plan: str = "Paid") -> None:
     async with db.begin() as conn:
-        await conn.execute(text("INSERT INTO departments (department_id, plan) VALUES (:d, :p) "
-                                "ON CONFLICT DO NOTHING"), {"d": department_id, "p": plan})
+        await conn.execute(
+            text("INSERT INTO departments (department_id, plan) VALUES (:d, :p) ON CONFLICT DO NOTHING"),
+            {"d": department_id, "p": plan},
+        )
 
 
-async def workflow(db: AsyncEngine, department_id: int, *steps: Step, max_retries: int = 3,
-                   backoff_s: int = 1) -> tuple[int, list[int]]:
+async def workflow(
+    db: AsyncEngine, department_id: int, *steps: Step, max_retries: int = 3, backoff_s: int = 1
+) -> tuple[int, list[int]]:
     await department(db, department_id)
     async with db.begin() as conn:
-        workflow_id = int((await conn.execute(text(
-            "INSERT INTO workflows (department_id, name, trigger_event_type, is_enabled, max_retry_count, "
-            "retry_backoff_base_seconds) VALUES (:d, 'fault test', 0, true, :r, :b) RETURNING workflow_id"),
-            {"d": department_id, "r": max_retries, "b": backoff_s})).scalar_one())
+        workflow_id = int(
+            (
+                await conn.execute(
+                    text(
+                        "INSERT INTO workflows (department_id, name, trigger_event_type, is_enabled, max_retry_count, "
+                        "retry_backoff_base_seconds) VALUES (:d, 'fault test', 0, true, :r, :b) RETURNING workflow_id"
+                    ),
+                    {"d": department_id, "r": max_retries, "b": backoff_s},
+                )
+            ).scalar_one()
+        )
         step_ids = []
         for order, step in enumerate(steps, start=1):
-            step_ids.append(int((await conn.execute(text(
-                "INSERT INTO workflow_steps (workflow_id, action_type, step_order, output_template, action_config, "
-                "workflow_credential_id, is_enabled) VALUES (:w, :a, :o, :t, :c, :cred, true) "
-                "RETURNING workflow_step_id"),
-                {"w": workflow_id, "a": step.action_type, "o": order, "t": step.template,
-                 "c": json.dumps(step.config), "cred": step.credential_id})).scalar_one()))
+            step_ids.append(
+                int(
+                    (
+                        await conn.execute(
+                            text(
+                                "INSERT INTO workflow_steps (workflow_id, action_type, step_order, output_template, action_config, "
+                                "workflow_credential_id, is_enabled) VALUES (:w, :a, :o, :t, :c, :cred, true) "
+                                "RETURNING workflow_step_id"
+                            ),
+                            {
+                                "w": workflow_id,
+                                "a": step.action_type,
+                                "o": order,
+                                "t": step.template,
+                                "c": json.dumps(step.config),
+                                "cred": step.credential_id,
+                            },
+                        )
+                    ).scalar_one()
+                )
+            )
     return workflow_id, step_ids
 
 
 async def smtp_credential(db: AsyncEngine, settings: Settings, department_id: int, peer_port: int) -> int:
     """An SMTP credential stored as the API stores it (secrets encrypted)."""
     await department(db, department_id)
-    public, secret = split_secrets(CredentialType.Smtp, {
-        "host": "127.0.0.1", "port": peer_port, "security": "none", "fromAddress": "alerts@dept.example.org"})
+    public, secret = split_secrets(
+        CredentialType.Smtp,
+        {
+            "host": "127.0.0.1",
+            "port": peer_port,
+            "security": "none",
+            "fromAddress": "alerts@dept.example.org",
+        },
+    )
     async with db.begin() as conn:
-        credential_id = int((await conn.execute(text(
-            "INSERT INTO workflow_credentials (department_id, name, credential_type, public_data, secret_keys, "
-            "encrypted_data) VALUES (:d, 'smtp', :t, CAST(:p AS jsonb), CAST(:k AS jsonb), '') "
-            "RETURNING workflow_credential_id"),
-            {"d": department_id, "t": int(CredentialType.Smtp), "p": json.dumps(public),
-             "k": json.dumps(sorted(secret))})).scalar_one())
+        credential_id = int(
+            (
+                await conn.execute(
+                    text(
+                        "INSERT INTO workflow_credentials (department_id, name, credential_type, public_data, secret_keys, "
+                        "encrypted_data) VALUES (:d, 'smtp', :t, CAST(:p AS jsonb), CAST(:k AS jsonb), '') "
+                        "RETURNING workflow_credential_id"
+                    ),
+                    {
+                        "d": department_id,
+                        "t": int(CredentialType.Smtp),
+                        "p": json.dumps(public),
+                        "k": json.dumps(sorted(secret)),
+                    },
+                )
+            ).scalar_one()
+        )
         token = keyring_from(settings).encrypt_json(department_id, secret, aad=credential_aad(credential_id))
-        await conn.execute(text("UPDATE workflow_credentials SET encrypted_data = :e WHERE workflow_credential_id = :i"),
-                           {"e": token, "i": credential_id})
+        await conn.execute(
+            text("UPDATE workflow_credentials SET encrypted_data = :e WHERE workflow_credential_id = :i"),
+            {"e": token, "i": credential_id},
+        )
     return credential_id
 
 
-async def start_run(db: AsyncEngine, producer: AIOKafkaProducer, settings: Settings, workflow_id: int,
-                    department_id: int) -> int:
+async def start_run(
+    db: AsyncEngine, producer: AIOKafkaProducer, settings: Settings, workflow_id: int, department_id: int
+) -> int:
     """A Pending run committed and its message produced, as the dispatcher does for a matched event."""
     async with db.begin() as conn:
-        run_id = int((await conn.execute(text(
-            "INSERT INTO workflow_runs (workflow_id, department_id, status, trigger_event_type, event_id, "
-            "attempt_number, is_test, input_payload, occurred_on) VALUES (:w, :d, 0, 0, :e, 1, false, "
-            "CAST(:p AS jsonb), now()) RETURNING workflow_run_id"),
-            {"w": workflow_id, "d": department_id, "e": str(uuid.uuid4()),
-             "p": json.dumps({"call": {"id": 1, "name": "Structure Fire"}})})).scalar_one())
+        run_id = int(
+            (
+                await conn.execute(
+                    text(
+                        "INSERT INTO workflow_runs (workflow_id, department_id, status, trigger_event_type, event_id, "
+                        "attempt_number, is_test, input_payload, occurred_on) VALUES (:w, :d, 0, 0, :e, 1, false, "
+                        "CAST(:p AS jsonb), now()) RETURNING workflow_run_id"
+                    ),
+                    {
+                        "w": workflow_id,
+                        "d": department_id,
+                        "e": str(uuid.uuid4()),
+                        "p": json.dumps({"call": {"id": 1, "name": "Structure Fire"}}),
+                    },
+                )
+            ).scalar_one()
+        )
     await publish_committed_runs(db, producer, settings, [RunToPublish(run_id, department_id)])
     return run_id
 
 
 async def statuses(db: AsyncEngine, run_ids: list[int]) -> dict[int, int]:
-    rows = await fetch(db, "SELECT workflow_run_id, status FROM workflow_runs WHERE workflow_run_id = ANY(:r)",
-                       r=run_ids)
-    return {run_id: status for run_id, status in rows}
+    rows = await fetch(
+        db, "SELECT workflow_run_id, status FROM workflow_runs WHERE workflow_run_id = ANY(:r)", r=run_ids
+    )
+    return dict(rows)
 
 
 async def wait_final(db: AsyncEngine, run_ids: list[int], *, timeout: float = 60.0) -> dict[int, int]:
-    async def all_final() -> dict[int, int] | None:
+    async def all_final() -> dict[int, int]:
         found = await statuses(db, run_ids)
-        return found if len(found) == len(run_ids) and all(s in FINAL for s in found.values()) else None
+        return found if len(found) == len(run_ids) and all(s in FINAL for s in found.values()) else {}
 
     try:
         return await wait_for(all_final, timeout=timeout, interval=0.2)
@@ -136,8 +194,13 @@ class StickyHttpsPeer(HttpsPeer):
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port, ssl_context=self._ca.server_context(*self._hostnames),
-                          shutdown_timeout=0.5).start()
+        await web.TCPSite(
+            self._runner,
+            "127.0.0.1",
+            self.port,
+            ssl_context=self._ca.server_context(*self._hostnames),
+            shutdown_timeout=0.5,
+        ).start()
 
 
 class StickySmtpPeer(SmtpPeer):
@@ -153,8 +216,9 @@ class StickySmtpPeer(SmtpPeer):
 
         handler = _Handler(self)
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: SMTP(handler, hostname="mail.test", loop=loop),
-                                                "127.0.0.1", self.port)
+        self._server = await loop.create_server(
+            lambda: SMTP(handler, hostname="mail.test", loop=loop), "127.0.0.1", self.port
+        )
 
 
 @dataclass
@@ -175,12 +239,18 @@ class SteadyLoad:
         events = [event(self.departments[i % len(self.departments)], 0) for i in range(self.total)]
         try:
             for start in range(0, len(events), self.chunk):
-                chunk = events[start:start + self.chunk]
+                chunk = events[start : start + self.chunk]
                 began = asyncio.get_running_loop().time()
                 while True:
                     try:
-                        futures = [await producer.send(self.settings.topic_events, orjson.dumps(e),
-                                                       key=str(e["DepartmentId"]).encode()) for e in chunk]
+                        futures = [
+                            await producer.send(
+                                self.settings.topic_events,
+                                orjson.dumps(e),
+                                key=str(e["DepartmentId"]).encode(),
+                            )
+                            for e in chunk
+                        ]
                         await asyncio.gather(*futures)
                         break
                     except Exception:
@@ -194,7 +264,67 @@ class SteadyLoad:
             await producer.stop()
 
     async def _producer(self) -> AIOKafkaProducer:
-        producer = AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap, acks="all",
-                                    request_timeout_ms=5000, retry_backoff_ms=200, linger_ms=5)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            acks="all",
+            request_timeout_ms=5000,
+            retry_backoff_ms=200,
+            linger_ms=5,
+        )
         await producer.start()
         return producer
+
+
+async def departments_with_workflow(db: AsyncEngine, first_department: int, count: int) -> list[int]:
+    """``count`` departments, each with one enabled workflow on event type 0 (no steps: runs finish at once)."""
+    departments = [first_department * 100 + i for i in range(count)]
+    for dep in departments:
+        await workflow(db, dep)
+    return departments
+
+
+async def run_counts(db: AsyncEngine, departments: list[int]) -> tuple[int, int, int]:
+    """(runs, distinct (workflow, event) pairs, runs Completed) for these departments."""
+    rows = await fetch(
+        db,
+        "SELECT count(*), count(DISTINCT (workflow_id, event_id)), count(*) FILTER "
+        "(WHERE status = 2) FROM workflow_runs WHERE department_id = ANY(:d)",
+        d=departments,
+    )
+    total, distinct, completed = rows[0]
+    return int(total), int(distinct), int(completed)
+
+
+async def wait_all_completed(
+    db: AsyncEngine, departments: list[int], expected: int, *, timeout: float = 120.0
+) -> None:
+    async def done() -> bool:
+        total, _, completed = await run_counts(db, departments)
+        return total >= expected and completed >= expected
+
+    try:
+        await wait_for(done, timeout=timeout, interval=0.5)
+    except TimeoutError:
+        raise AssertionError(
+            f"after {timeout:g} s: (runs, distinct, completed) = "
+            f"{await run_counts(db, departments)}, expected {expected}"
+        ) from None
+
+
+async def assert_every_event_has_its_run_once(
+    db: AsyncEngine, departments: list[int], sent: list[str]
+) -> None:
+    total, distinct, completed = await run_counts(db, departments)
+    assert total == distinct == completed == len(sent) == len(set(sent)), (
+        total,
+        distinct,
+        completed,
+        len(sent),
+    )
+    stored = {
+        row[0]
+        for row in await fetch(
+            db, "SELECT event_id FROM workflow_runs WHERE department_id = ANY(:d)", d=departments
+        )
+    }
+    assert stored == set(sent)
