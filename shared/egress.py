@@ -26,11 +26,16 @@ from shared.tls import client_ssl_context
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-__all__ = ["EgressBlocked", "EgressGuard"]
+__all__ = ["EgressBlocked", "EgressGuard", "HostUnresolvable"]
 
 
 class EgressBlocked(Exception):
     """An outbound connection was refused; the message names the host or address and the reason."""
+
+
+class HostUnresolvable(EgressBlocked):
+    """The name did not resolve. Still refused (nothing was checked), but DNS trouble can pass, so
+    actions treat it as transient rather than as a policy decision."""
 
 
 _METADATA_ADDRESSES = frozenset(
@@ -186,7 +191,7 @@ class EgressGuard:
         try:
             infos = await asyncio.get_running_loop().getaddrinfo(name, port, type=socket.SOCK_STREAM)
         except (OSError, UnicodeError) as exc:
-            raise EgressBlocked(f"Egress to {name!r} refused: could not resolve the host ({exc})") from None
+            raise HostUnresolvable(f"Egress to {name!r} refused: could not resolve the host ({exc})") from None
         addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
         if not addresses:
             raise EgressBlocked(f"Egress to {name!r} refused: the host has no addresses")

@@ -179,9 +179,20 @@ async def test_connection_refused_is_transient() -> None:
 async def test_blocked_smtp_host_is_permanent_without_connecting() -> None:
     async with SmtpPeer() as peer:
         with pytest.raises(ActionError) as caught:
-            await send_email(email_ctx(peer), make_deps(EgressGuard()))
+            # the name resolves (to loopback), but no CIDR allows loopback: a policy refusal
+            guard = EgressGuard(host_overrides={"mail.example.org": f"127.0.0.1:{peer.port}"})
+            await send_email(email_ctx(peer), make_deps(guard))
     assert caught.value.permanent
     assert "egress" in caught.value.message
+    assert peer.sessions == 0
+
+
+async def test_unresolvable_smtp_host_is_transient() -> None:
+    async with SmtpPeer() as peer:
+        with pytest.raises(ActionError) as caught:
+            await send_email(email_ctx(peer), make_deps(EgressGuard(allow_cidrs=["127.0.0.0/8"])))
+    assert not caught.value.permanent
+    assert "could not resolve" in caught.value.message
     assert peer.sessions == 0
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from services.executor.actions.base import ActionError, permanent, transient
-from shared.egress import EgressBlocked, EgressGuard
+from shared.egress import EgressBlocked, EgressGuard, HostUnresolvable
 from shared.enums import Plan
 
 SNIPPET_CHARS = 4000
@@ -216,6 +216,8 @@ def find_cause(exc: BaseException, kind: type[BaseException]) -> BaseException |
 
 
 def blocked_error(exc: BaseException, what: str) -> ActionError:
+    if isinstance(exc, HostUnresolvable):
+        return transient(f"{what} could not be reached: {exc}")
     return permanent(f"{what} blocked by the egress policy: {exc}")
 
 
