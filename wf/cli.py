@@ -95,6 +95,25 @@ def _down(_: argparse.Namespace) -> int:
     return down()
 
 
+def _health_rebuild(_: argparse.Namespace) -> int:
+    from shared.config import get_settings
+    from shared.db.engine import create_engine
+
+    async def run() -> int:
+        from services.health.rebuild import rebuild_rollups
+
+        settings = get_settings()
+        settings.require_infrastructure()
+        engine = create_engine(settings, pool_size=1)
+        try:
+            return await rebuild_rollups(engine)
+        finally:
+            await engine.dispose()
+
+    print(f"rebuilt {asyncio.run(run())} hourly health rollups from the runs table")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wf", description="Workflows command-line tool")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -112,6 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
     set_plan.add_argument("department_id", type=int)
     set_plan.add_argument("plan", choices=["free", "paid", "Free", "Paid"])
     set_plan.set_defaults(func=_set_plan)
+
+    health = sub.add_parser("health", help="health figures")
+    health_sub = health.add_subparsers(dest="health_command", required=True)
+    rebuild = health_sub.add_parser("rebuild", help="recompute the health rollups from the runs table")
+    rebuild.set_defaults(func=_health_rebuild)
 
     credentials = sub.add_parser("credentials", help="stored credentials")
     cred_sub = credentials.add_subparsers(dest="credentials_command", required=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import time
@@ -22,6 +23,7 @@ from shared.db.engine import create_engine, database_ready
 from shared.egress import EgressGuard
 from shared.kafka.clients import create_consumer, create_producer
 from shared.kafka.concurrent import ConcurrentLoop
+from shared.kafka.lag import consumer_lag
 from shared.kafka.topics import ensure_topics
 from shared.keys import keyring_from
 from shared.logging import get_logger
@@ -90,6 +92,7 @@ class ExecutorService:
         self._tasks = [
             asyncio.create_task(self.loop.run(), name="runs"),
             asyncio.create_task(self._heartbeat(), name="leases"),
+            asyncio.create_task(self._observe(), name="observe"),
         ]
         log.info("executor.started", owner=self.owner)
 
@@ -134,6 +137,12 @@ class ExecutorService:
                 await self.executor.store.renew_many(sorted(self.executor.in_flight))
             except Exception as exc:
                 log.warning("lease.renew_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+
+    async def _observe(self) -> None:
+        while True:
+            await asyncio.sleep(5)
+            with contextlib.suppress(Exception):
+                metrics.CONSUMER_LAG.set(await consumer_lag(self.consumer))
 
     async def wait(self) -> None:
         done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_EXCEPTION)
