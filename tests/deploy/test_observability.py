@@ -10,9 +10,9 @@ import yaml
 from prometheus_client import REGISTRY
 
 # Importing the services registers every metric they export.
-import services.api.app  # noqa: F401
-import services.dispatcher.service  # noqa: F401
-import services.executor.service  # noqa: F401
+import services.api.app
+import services.dispatcher.service
+import services.executor.service
 import services.health.service  # noqa: F401
 
 OBSERVABILITY = Path(__file__).resolve().parents[2] / "deploy" / "observability"
