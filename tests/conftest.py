@@ -36,17 +36,17 @@ def settings(infra: Infrastructure) -> Settings:
 
 @pytest.fixture(scope="session")
 def local_ca(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """A local CA trusted through SSL_CERT_FILE for the whole session (what operators do in production)."""
+    """The one local CA of the session, trusted through SSL_CERT_FILE (what operators do in production).
+
+    Every suite shares it: a second CA swapped into SSL_CERT_FILE mid-session would break the TLS of
+    services that are already running."""
     from tests.peers.tls import make_local_ca
 
     ca = make_local_ca(Path(tmp_path_factory.mktemp("ca")))
-    previous = os.environ.get("SSL_CERT_FILE")
-    os.environ["SSL_CERT_FILE"] = str(ca.ca_bundle)
-    yield ca
-    if previous is None:
-        os.environ.pop("SSL_CERT_FILE", None)
-    else:
-        os.environ["SSL_CERT_FILE"] = previous
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SSL_CERT_FILE", str(ca.ca_bundle))
+        patch.delenv("SSL_CERT_DIR", raising=False)
+        yield ca
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +12,7 @@ from services.executor.actions.base import ActionContext, ActionDeps, ActionSett
 from shared.egress import EgressGuard
 from shared.enums import ActionType, Plan
 from tests.peers.https_server import HttpsPeer
-from tests.peers.tls import LocalCA, make_local_ca
+from tests.peers.tls import LocalCA
 
 LOOPBACK = ["127.0.0.1/32"]
 # Names the tests use for peers on loopback; ``localhost`` may also resolve to ::1, which is not allowed.
@@ -32,14 +32,6 @@ async def _close_guards() -> AsyncIterator[None]:
     yield
     while _guards:
         await _guards.pop().aclose()
-
-
-@pytest.fixture(scope="session")
-def local_ca(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCA]:
-    ca = make_local_ca(tmp_path_factory.mktemp("ca"))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SSL_CERT_FILE", str(ca.ca_bundle))
-        yield ca
 
 
 @pytest.fixture

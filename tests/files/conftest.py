@@ -3,7 +3,7 @@ guard that allows loopback, and a builder for action contexts."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -12,20 +12,10 @@ import pytest
 from services.executor.actions.base import ActionContext, ActionDeps, ActionSettings
 from shared.egress import EgressGuard
 from shared.enums import ActionType, Plan
-from tests.peers.tls import LocalCA, make_local_ca
 
 LOOPBACK = ["127.0.0.0/8"]
 # "localhost" may also resolve to ::1, which the loopback allowance does not cover.
 LOCALHOST = {"localhost": "127.0.0.1"}
-
-
-@pytest.fixture(scope="session")
-def local_ca(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCA]:
-    ca = make_local_ca(tmp_path_factory.mktemp("local-ca"))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SSL_CERT_FILE", str(ca.ca_bundle))
-        patch.delenv("SSL_CERT_DIR", raising=False)
-        yield ca
 
 
 @pytest.fixture

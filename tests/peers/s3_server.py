@@ -102,8 +102,16 @@ class S3Peer:
         return resource.Bucket(name)
 
     def reset(self) -> None:
-        """Forget every bucket, object and IAM user."""
-        requests.post(f"{self._admin_url}/moto-api/reset", timeout=10, verify=self._verify).raise_for_status()
+        """Forget every bucket, object and IAM user.
+
+        moto builds its backend app lazily on the first request, and that build sometimes fails once
+        under load (a werkzeug route-compile error); a retry succeeds.
+        """
+        for attempt in range(3):
+            response = requests.post(f"{self._admin_url}/moto-api/reset", timeout=10, verify=self._verify)
+            if response.status_code < 500 or attempt == 2:
+                response.raise_for_status()
+                return
 
     def require_auth(self, enabled: bool) -> None:
         """Check signatures and IAM policies from the next request on (moto's reset-auth switch)."""
