@@ -164,14 +164,17 @@ class RunExecutor:
             run.department_id, sorted({s.credential_id for s in pending if s.credential_id is not None})
         )
         failed_before: list[StepDefinition] = []
+        # The claim has just taken the lease and seen the run was not cancelled; later steps re-check.
+        fresh_claim = True
         for step in definition.steps:
             if step.step_id in ledger:
                 if ledger[step.step_id] == "failed":
                     failed_before.append(step)
                 continue
-            if not await self.store.renew(run.run_id):
+            if not fresh_claim and not await self.store.renew(run.run_id):
                 report.stopped = True
                 return report
+            fresh_claim = False
             outcome = await self._step(run, step, plan, context, credentials)
             report.outcomes.append((step, outcome))
         if failed_before:

@@ -35,7 +35,7 @@ class DailySendQuota:
     async def reserve(self, count: int) -> None:
         if count <= 0:
             return
-        async with self.engine.begin() as conn:
+        async with self.engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
             row = (await conn.execute(RESERVE, {"dep": self.department_id, "channel": self.channel, "n": count,
                                                 "cap": self.cap})).first()
         if row is None:
@@ -45,5 +45,5 @@ class DailySendQuota:
     async def release(self, count: int) -> None:
         if count <= 0:
             return
-        async with self.engine.begin() as conn:
+        async with self.engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
             await conn.execute(RELEASE, {"dep": self.department_id, "channel": self.channel, "n": count})

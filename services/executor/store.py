@@ -137,11 +137,13 @@ class RunDefinition:
 class RunStore:
     def __init__(self, engine: AsyncEngine, owner: str, lease_s: float) -> None:
         self.engine = engine
+        # Every write here is a single atomic statement: autocommit saves the BEGIN and COMMIT round trips.
+        self.db = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.owner = owner
         self.lease_s = lease_s
 
     async def claim(self, run_id: int) -> ClaimedRun | None:
-        async with self.engine.begin() as conn:
+        async with self.db.connect() as conn:
             row = (
                 await conn.execute(CLAIM, {"run_id": run_id, "owner": self.owner, "lease": self.lease_s})
             ).first()
@@ -174,7 +176,7 @@ class RunStore:
         )
 
     async def load(self, run: ClaimedRun) -> tuple[RunDefinition | None, dict[int, str]]:
-        async with self.engine.connect() as conn:
+        async with self.db.connect() as conn:
             rows = (await conn.execute(LOAD_DEFINITION, {"workflow_id": run.workflow_id})).all()
             ledger: dict[int, str] = dict((await conn.execute(LOAD_LEDGER, {"run_id": run.run_id})).all())
         if not rows:
@@ -191,29 +193,29 @@ class RunStore:
     ) -> dict[int, tuple[int, dict[str, Any], str]]:
         if not ids:
             return {}
-        async with self.engine.connect() as conn:
+        async with self.db.connect() as conn:
             rows = await conn.execute(LOAD_CREDENTIALS, {"dep": department_id, "ids": ids})
             return {cid: (ctype, public or {}, token) for cid, ctype, public, token in rows}
 
     async def last_errors(self, run_id: int, step_ids: list[int]) -> dict[int, str]:
         """The error each step's latest log row shows."""
-        async with self.engine.connect() as conn:
+        async with self.db.connect() as conn:
             rows = await conn.execute(LAST_ERRORS, {"run_id": run_id, "ids": step_ids})
             return {step_id: error for step_id, error in rows if error}
 
     async def renew(self, run_id: int) -> bool:
-        async with self.engine.begin() as conn:
+        async with self.db.connect() as conn:
             return (
                 await conn.execute(RENEW, {"run_id": run_id, "owner": self.owner, "lease": self.lease_s})
             ).first() is not None
 
     async def renew_many(self, run_ids: list[int]) -> None:
         if run_ids:
-            async with self.engine.begin() as conn:
+            async with self.db.connect() as conn:
                 await conn.execute(RENEW_MANY, {"ids": run_ids, "owner": self.owner, "lease": self.lease_s})
 
     async def record_step(self, **values: Any) -> None:
-        async with self.engine.begin() as conn:
+        async with self.db.connect() as conn:
             await conn.execute(RECORD_STEP, values)
 
     async def settle(
@@ -226,7 +228,7 @@ class RunStore:
         next_attempt_on: datetime | None,
         attempt: int,
     ) -> tuple[Any, ...] | None:
-        async with self.engine.begin() as conn:
+        async with self.db.connect() as conn:
             row = (
                 await conn.execute(
                     SETTLE,
@@ -244,5 +246,5 @@ class RunStore:
         return tuple(row) if row is not None else None
 
     async def status(self, run_id: int) -> int | None:
-        async with self.engine.connect() as conn:
+        async with self.db.connect() as conn:
             return (await conn.execute(RUN_STATUS, {"run_id": run_id})).scalar_one_or_none()
