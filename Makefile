@@ -46,6 +46,7 @@ fmt: venv
 	$(BIN)/ruff check --fix .
 
 bench: venv
+	$(BIN)/pip install -q -e '.[dev,bench]'
 	$(BIN)/python -m bench
 
 migrate: venv

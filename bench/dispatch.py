@@ -60,7 +60,10 @@ async def run_dispatcher(
             profile(process)
 
         async def all_produced() -> bool:
-            return await topic_size(settings.kafka_bootstrap, settings.topic_runs) >= events
+            return (
+                await topic_size(settings.kafka_bootstrap, settings.topic_runs, settings.partitions_runs)
+                >= events
+            )
 
         await wait_until(
             all_produced, timeout=timeout, what=f"dispatching {events} events", watch=[process], interval=0.5

@@ -27,11 +27,11 @@ INSERT_RUNS = text(
            jsonb_build_object('call', jsonb_build_object('id', g, 'name', CAST(:call AS text), 'priority', 3),
                               'bench', jsonb_build_object('sent', 0)),
            now(), now(), now()
-    FROM generate_series(0, :n - 1) g
+    FROM generate_series(0, CAST(:n AS int) - 1) g
     JOIN (SELECT workflow_id, department_id, trigger_event_type,
                  row_number() OVER (ORDER BY workflow_id) - 1 AS k
-          FROM workflows WHERE department_id BETWEEN 1 AND :departments) w
-      ON w.k = g % (:departments * 3)
+          FROM workflows WHERE department_id BETWEEN 1 AND CAST(:departments AS int)) w
+      ON w.k = g % (CAST(:departments AS int) * 3)
     RETURNING workflow_run_id, department_id
     """
 )

@@ -134,7 +134,35 @@ class Process:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
+        if self.name in os.environ.get("BENCH_PROFILE", "").split(","):
+            self._profile()
         return self
+
+    def _profile(self) -> None:
+        """BENCH_PROFILE=dispatcher,executor: py-spy samples the process for its whole life (collapsed
+        stacks in .run/bench/profiles, for speedscope or a quick sort by count)."""
+        spy = Path(sys.executable).parent / "py-spy"
+        out = RUN_DIR / "profiles" / f"{self.name}-{time.time_ns()}.txt"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.Popen(
+            [
+                str(spy),
+                "record",
+                "--pid",
+                str(self.pid),
+                "--rate",
+                "200",
+                "--format",
+                "raw",
+                "--output",
+                str(out),
+                "--nonblocking",
+                *(["--idle"] if os.environ.get("BENCH_PROFILE_IDLE") else []),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     @property
     def pid(self) -> int:

@@ -60,7 +60,7 @@ async def measure(
     try:
         await stack.sink_reset()
         say("latency: warm-up")
-        warm = await steady(stack, keys, tag="latency-warm", rate=rate, seconds=3)
+        warm = await steady(stack, keys, tag=f"latency-{rate}-warm", rate=rate, seconds=3)
 
         async def received(n: int) -> bool:
             return int((await stack.sink_stats())["count"]) >= n
@@ -71,7 +71,7 @@ async def measure(
         await asyncio.sleep(1)
         await stack.sink_reset()
         say(f"latency: {rate} events/s for {seconds:.0f} s")
-        total = await steady(stack, keys, tag="latency", rate=rate, seconds=seconds)
+        total = await steady(stack, keys, tag=f"latency-{rate}", rate=rate, seconds=seconds)
         await wait_until(
             lambda: received(total), timeout=120, what="latency events delivered", watch=processes
         )

@@ -119,3 +119,23 @@ def table(results: dict[str, Any]) -> str:
         f"took {results.get('took_s', 0):.0f} s"
     )
     return "\n".join(lines)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The table for bench/README.md: ``python -m bench.report`` prints it for latest.json."""
+    lines = ["| figure | measured | baseline | ratio | target |", "|---|---|---|---|---|"]
+    lines += [
+        f"| {name} | {measured} | {baseline} | {ratio} | {TARGETS.get(name, '')} |"
+        for name, measured, baseline, ratio in _rows(results)
+    ]
+    if low := results.get("latency_at_20_per_s"):
+        lines.append(
+            f"| latency at 20/s (extra) | p50 {low['p50_ms']:.1f} ms, p99 {low['p99_ms']:.1f} ms | | | |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    from bench.harness import RESULTS
+
+    print(markdown(orjson.loads((RESULTS / "latest.json").read_bytes())))

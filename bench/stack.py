@@ -37,10 +37,11 @@ class BenchStack:
     sink: Process | None = None
     sink_port: int = 0
     engine: AsyncEngine = field(init=False)
+    overrides: dict[str, str] = field(default_factory=dict)
     _sink_client: httpx.AsyncClient | None = None
 
     def __post_init__(self) -> None:
-        self.settings = bench_settings(self.infra)
+        self.settings = bench_settings(self.infra, **self.overrides)
         self.engine = engine_for(self.infra.database_url)
 
     @property
@@ -128,16 +129,14 @@ class BenchStack:
         return count
 
 
-async def topic_size(bootstrap: str, topic: str) -> int:
-    """How many messages a topic holds (sum of its partitions' end offsets)."""
+async def topic_size(bootstrap: str, topic: str, partitions: int) -> int:
+    """How many messages a topic of ``partitions`` partitions holds (the sum of their end offsets)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
     await consumer.start()
     try:
-        await consumer.topics()  # fetches the cluster's metadata
-        partitions = consumer.partitions_for_topic(topic) or set()
-        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
         return int(sum(ends.values()))
     finally:
         await consumer.stop()

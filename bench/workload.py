@@ -82,7 +82,7 @@ async def seed_departments(
             text(
                 "INSERT INTO workflow_steps (workflow_id, action_type, step_order, output_template, action_config, "
                 "is_enabled) SELECT workflow_id, 3, 1, :template, :config, true FROM workflows "
-                "WHERE department_id BETWEEN CAST(:first AS int) AND :last"
+                "WHERE department_id BETWEEN CAST(:first AS int) AND CAST(:last AS int)"
             ),
             params,
         )

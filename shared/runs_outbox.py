@@ -28,8 +28,9 @@ class RunToPublish:
 
 
 def run_message(run: RunToPublish) -> bytes:
-    return orjson.dumps({"RunId": run.run_id, "DepartmentId": run.department_id,
-                         "AttemptNumber": run.attempt_number})
+    return orjson.dumps(
+        {"RunId": run.run_id, "DepartmentId": run.department_id, "AttemptNumber": run.attempt_number}
+    )
 
 
 async def produce_runs(producer: AIOKafkaProducer, settings: Settings, runs: Sequence[RunToPublish]) -> None:
@@ -49,13 +50,20 @@ MARK_PUBLISHED = text(
 )
 
 
+def int_array(values: Sequence[int]) -> str:
+    """A PostgreSQL array literal ('{1,2,3}') for ``CAST(:x AS bigint[])``: far cheaper to build than the
+    driver's per-element dumping of a Python list, which showed in the dispatcher's profile."""
+    return "{" + ",".join(str(int(v)) for v in values) + "}"
+
+
 async def mark_published(conn: AsyncConnection, run_ids: Sequence[int]) -> None:
     if run_ids:
-        await conn.execute(MARK_PUBLISHED, {"ids": list(run_ids)})
+        await conn.execute(MARK_PUBLISHED, {"ids": int_array(run_ids)})
 
 
-async def publish_committed_runs(engine: AsyncEngine, producer: AIOKafkaProducer, settings: Settings,
-                                 runs: Sequence[RunToPublish]) -> None:
+async def publish_committed_runs(
+    engine: AsyncEngine, producer: AIOKafkaProducer, settings: Settings, runs: Sequence[RunToPublish]
+) -> None:
     await produce_runs(producer, settings, runs)
     async with engine.begin() as conn:
         await mark_published(conn, [r.run_id for r in runs])

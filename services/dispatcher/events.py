@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import re
+from dataclasses import dataclass
 
 import orjson
 from aiokafka.structs import ConsumerRecord
@@ -43,8 +42,9 @@ def parse_event(record: ConsumerRecord[bytes, bytes], max_bytes: int) -> ParsedE
     if value is None:
         return PoisonMessage(record, "the message has no value", "empty")
     if len(value) > max_bytes:
-        return PoisonMessage(record, f"the message is {len(value)} bytes, over the {max_bytes}-byte limit",
-                             "too_large")
+        return PoisonMessage(
+            record, f"the message is {len(value)} bytes, over the {max_bytes}-byte limit", "too_large"
+        )
     try:
         document = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
@@ -54,7 +54,9 @@ def parse_event(record: ConsumerRecord[bytes, bytes], max_bytes: int) -> ParsedE
     try:
         envelope = EventEnvelope.model_validate(document)
     except ValidationError as exc:
-        return PoisonMessage(record, f"does not match the event envelope: {_describe(exc)}"[:500], "invalid_shape")
+        return PoisonMessage(
+            record, f"does not match the event envelope: {_describe(exc)}"[:500], "invalid_shape"
+        )
     try:
         payload_json = orjson.dumps(envelope.Payload).decode()
     except orjson.JSONEncodeError as exc:  # e.g. nested deeper than the encoder's recursion limit
@@ -62,8 +64,9 @@ def parse_event(record: ConsumerRecord[bytes, bytes], max_bytes: int) -> ParsedE
     # PostgreSQL text and jsonb cannot hold U+0000; one such event would otherwise fail its whole batch
     # again and again, and with it every event behind it.
     if "\x00" in envelope.EventId or _ESCAPED_NUL.search(payload_json):
-        return PoisonMessage(record, "the message contains a NUL character (U+0000), which cannot be stored",
-                             "invalid_content")
+        return PoisonMessage(
+            record, "the message contains a NUL character (U+0000), which cannot be stored", "invalid_content"
+        )
     return ParsedEvent(envelope, payload_json)
 
 

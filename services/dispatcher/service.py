@@ -35,6 +35,7 @@ class DispatcherService:
         self.producer: AIOKafkaProducer | None = None
         self.consumer: AIOKafkaConsumer | None = None
         self.loop: BatchLoop | None = None
+        self.dispatcher: BatchDispatcher | None = None
         self.side: SideServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._scheduler_beat = time.monotonic()
@@ -51,11 +52,17 @@ class DispatcherService:
         async with self.engine.connect() as conn:
             await self.index.load_all(conn)
         metrics.INDEX_WORKFLOWS.set(len(self.index))
-        self.consumer = create_consumer(settings, settings.topic_events, group_id=f"{settings.consumer_group_prefix}-dispatcher",
-                                        max_records=settings.dispatcher_batch_max)
+        self.consumer = create_consumer(
+            settings,
+            settings.topic_events,
+            group_id=f"{settings.consumer_group_prefix}-dispatcher",
+            max_records=settings.dispatcher_batch_max,
+        )
         await self.consumer.start()
-        dispatcher = BatchDispatcher(self.engine, self.producer, settings, self.index)
-        self.loop = BatchLoop(self.consumer, dispatcher.handle, max_records=settings.dispatcher_batch_max)
+        self.dispatcher = BatchDispatcher(self.engine, self.producer, settings, self.index)
+        self.loop = BatchLoop(
+            self.consumer, self.dispatcher.handle, max_records=settings.dispatcher_batch_max
+        )
         self.side = SideServer(self.health, settings.metrics_host, self.side_port)
         await self.side.start()
         self._tasks = [
@@ -81,6 +88,8 @@ class DispatcherService:
             await asyncio.wait(self._tasks, timeout=self.settings.shutdown_grace_s)
         for task in self._tasks:
             task.cancel()
+        if self.dispatcher is not None:
+            await self.dispatcher.flush()
         if self.consumer is not None:
             await self.consumer.stop()  # leaves the group so partitions move at once
         if self.producer is not None:
