@@ -25,6 +25,7 @@ class RunToPublish:
     run_id: int
     department_id: int
     attempt_number: int = 1
+    headers: tuple[tuple[str, bytes], ...] = ()  # e.g. the trace context of the event behind the run
 
 
 def run_message(run: RunToPublish) -> bytes:
@@ -38,7 +39,12 @@ async def produce_runs(producer: AIOKafkaProducer, settings: Settings, runs: Seq
     if not runs:
         return
     futures = [
-        await producer.send(settings.topic_runs, value=run_message(run), key=str(run.department_id).encode())
+        await producer.send(
+            settings.topic_runs,
+            value=run_message(run),
+            key=str(run.department_id).encode(),
+            headers=list(run.headers) or None,
+        )
         for run in runs
     ]
     await asyncio.gather(*futures)

@@ -32,6 +32,7 @@ from shared.enums import EventType, Plan, RunStatus
 from shared.logging import get_logger
 from shared.plans import limits_for
 from shared.runs_outbox import RunToPublish, mark_published, produce_runs
+from shared.tracing import context_from_headers, kafka_headers, tracer
 
 log = get_logger(__name__)
 
@@ -75,6 +76,7 @@ class NewRun:
     status: RunStatus = RunStatus.Pending
     next_attempt_on: datetime | None = None
     error: str | None = None
+    traceparent: bytes | None = None
 
 
 @dataclass(slots=True)
@@ -196,6 +198,7 @@ class BatchDispatcher:
                     int(event.envelope.EventType),
                     position,
                     queued_on,
+                    traceparent=event.traceparent,
                 )
             )
         metrics.EVENTS_DUPLICATE.inc(len(candidates) - len(runs))
@@ -272,7 +275,7 @@ class BatchDispatcher:
 
     async def _hand_off(self, runs: list[NewRun]) -> None:
         due = [
-            RunToPublish(r.run_id, r.department_id)
+            RunToPublish(r.run_id, r.department_id, headers=_dispatch_span(r))
             for r in runs
             if r.status is RunStatus.Pending and r.next_attempt_on is None
         ]
@@ -306,3 +309,20 @@ class BatchDispatcher:
         metrics.RUNS_CREATED.labels("due").inc(len(due))
         metrics.RUNS_CREATED.labels("deferred").inc(deferred)
         metrics.RUNS_CREATED.labels("daily_cap").inc(len(capped))
+
+
+def _dispatch_span(run: NewRun) -> tuple[tuple[str, bytes], ...]:
+    """For a traced event, a `dispatch` span in its trace, whose context the run message carries on."""
+    if run.traceparent is None:
+        return ()
+    parent = context_from_headers([("traceparent", run.traceparent)])
+    with tracer().start_as_current_span(
+        "dispatch",
+        context=parent,
+        attributes={
+            "workflows.run_id": run.run_id,
+            "workflows.workflow_id": run.workflow_id,
+            "workflows.department_id": run.department_id,
+        },
+    ):
+        return tuple(kafka_headers())

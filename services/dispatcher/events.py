@@ -10,6 +10,7 @@ from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
 from shared.messages import EventEnvelope
+from shared.tracing import traceparent
 
 # "\u0000" in JSON text, but not an escaped backslash followed by "u0000"
 _ESCAPED_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
@@ -19,6 +20,7 @@ _ESCAPED_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 class ParsedEvent:
     envelope: EventEnvelope
     payload_json: str
+    traceparent: bytes | None = None  # W3C trace context of the producer, carried on to the run
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +69,7 @@ def parse_event(record: ConsumerRecord[bytes, bytes], max_bytes: int) -> ParsedE
         return PoisonMessage(
             record, "the message contains a NUL character (U+0000), which cannot be stored", "invalid_content"
         )
-    return ParsedEvent(envelope, payload_json)
+    return ParsedEvent(envelope, payload_json, traceparent(record.headers))
 
 
 def dead_letter_headers(poison: PoisonMessage) -> list[tuple[str, bytes]]:
