@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import Counter, Histogram
 
 from services.api.admin.endpoints import router as admin_router
 from services.api.credentials.endpoints import router as credentials_router
-from services.api.errors import error_body, install_error_handlers
+from services.api.errors import install_error_handlers
 from services.api.events.endpoints import router as events_router
 from services.api.eventtypes.endpoints import router as eventtypes_router
 from services.api.health.endpoints import router as health_router
+from services.api.middleware import LimitsAndMetrics
 from services.api.openapi import install_openapi
 from services.api.runs.endpoints import router as runs_router
 from services.api.state import ApiState
@@ -27,16 +26,6 @@ from shared.kafka.clients import create_producer
 from shared.kafka.topics import ensure_topics
 from shared.keys import keyring_from
 from shared.sidecar import metrics_response
-
-MAX_BODY_BYTES = 1024 * 1024
-
-REQUESTS = Counter("wf_api_requests_total", "API requests", ["method", "route", "status"])
-LATENCY = Histogram(
-    "wf_api_request_seconds",
-    "API request latency",
-    ["method", "route"],
-    buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
-)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -80,21 +69,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(workflows_router)
     app.include_router(admin_router)
 
-    @app.middleware("http")
-    async def limits_and_metrics(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
-            return JSONResponse(
-                error_body("PayloadTooLarge", "The request body is larger than 1 MiB"), status_code=413
-            )
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = getattr(request.scope.get("route"), "path", "unmatched")
-        LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
-        REQUESTS.labels(request.method, route, str(response.status_code)).inc()
-        return response
+    app.add_middleware(LimitsAndMetrics)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz(request: Request) -> JSONResponse:

@@ -16,7 +16,7 @@ from shared.auth import DEPARTMENT_ADMIN, SYSTEM_ADMIN, InvalidToken, Principal
 _bearer = HTTPBearer(auto_error=False, description="JWT with sub, department_id, roles and exp claims")
 
 
-def get_state(request: Request) -> ApiState:
+async def get_state(request: Request) -> ApiState:
     state: ApiState = request.app.state.api
     return state
 
@@ -38,7 +38,7 @@ async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-def get_principal(
+async def get_principal(
     state: StateDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
@@ -55,7 +55,8 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
 def require_role(role: str) -> object:
-    def check(principal: PrincipalDep) -> Principal:
+    # async: FastAPI runs sync dependencies in a worker thread, a context switch on every request
+    async def check(principal: PrincipalDep) -> Principal:
         if role not in principal.roles:
             raise Forbidden(f"This endpoint needs the {role} role")
         return principal
