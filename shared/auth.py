@@ -26,13 +26,19 @@ class Principal:
     roles: frozenset[str]
 
 
-def issue_token(settings: Settings, *, department_id: int, roles: list[str], user_id: str = "wf-cli",
-                ttl_s: int = 3600) -> str:
+def issue_token(
+    settings: Settings, *, department_id: int, roles: list[str], user_id: str = "wf-cli", ttl_s: int = 3600
+) -> str:
     if settings.jwt_secret is None:
         raise RuntimeError("WF_JWT_SECRET is not configured; tokens for JWKS deployments come from your IdP")
     now = int(time.time())
-    claims: dict[str, Any] = {"sub": user_id, "department_id": department_id, "roles": roles, "iat": now,
-                              "exp": now + ttl_s}
+    claims: dict[str, Any] = {
+        "sub": user_id,
+        "department_id": department_id,
+        "roles": roles,
+        "iat": now,
+        "exp": now + ttl_s,
+    }
     if settings.jwt_audience:
         claims["aud"] = settings.jwt_audience
     if settings.jwt_issuer:
@@ -43,20 +49,33 @@ def issue_token(settings: Settings, *, department_id: int, roles: list[str], use
 class TokenVerifier:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._jwks = jwt.PyJWKClient(settings.jwt_jwks_url, cache_keys=True) if settings.jwt_jwks_url else None
+        self._jwks = (
+            jwt.PyJWKClient(settings.jwt_jwks_url, cache_keys=True) if settings.jwt_jwks_url else None
+        )
 
     def verify(self, token: str) -> Principal:
         options: jwt.types.Options = {"require": ["exp", "sub"]}
         try:
             if self._jwks is not None:
                 key = self._jwks.get_signing_key_from_jwt(token).key
-                claims = jwt.decode(token, key, algorithms=["RS256", "ES256"], options=options,
-                                    audience=self._settings.jwt_audience, issuer=self._settings.jwt_issuer)
+                claims = jwt.decode(
+                    token,
+                    key,
+                    algorithms=["RS256", "ES256"],
+                    options=options,
+                    audience=self._settings.jwt_audience,
+                    issuer=self._settings.jwt_issuer,
+                )
             else:
                 assert self._settings.jwt_secret is not None
-                claims = jwt.decode(token, self._settings.jwt_secret.get_secret_value(), algorithms=["HS256"],
-                                    options=options, audience=self._settings.jwt_audience,
-                                    issuer=self._settings.jwt_issuer)
+                claims = jwt.decode(
+                    token,
+                    self._settings.jwt_secret.get_secret_value(),
+                    algorithms=["HS256"],
+                    options=options,
+                    audience=self._settings.jwt_audience,
+                    issuer=self._settings.jwt_issuer,
+                )
         except jwt.ExpiredSignatureError as exc:
             raise InvalidToken("token has expired") from exc
         except jwt.PyJWTError as exc:

@@ -191,7 +191,9 @@ class EgressGuard:
         try:
             infos = await asyncio.get_running_loop().getaddrinfo(name, port, type=socket.SOCK_STREAM)
         except (OSError, UnicodeError) as exc:
-            raise HostUnresolvable(f"Egress to {name!r} refused: could not resolve the host ({exc})") from None
+            raise HostUnresolvable(
+                f"Egress to {name!r} refused: could not resolve the host ({exc})"
+            ) from None
         addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
         if not addresses:
             raise EgressBlocked(f"Egress to {name!r} refused: the host has no addresses")

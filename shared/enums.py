@@ -92,10 +92,18 @@ class Plan(StrEnum):
 ACTION_CREDENTIALS: dict[ActionType, frozenset[CredentialType | None]] = {
     ActionType.SendEmail: frozenset({CredentialType.Smtp}),
     ActionType.SendSms: frozenset({CredentialType.Twilio}),
-    ActionType.CallApiGet: frozenset({None, CredentialType.HttpBearer, CredentialType.HttpBasic, CredentialType.HttpApiKey}),
-    ActionType.CallApiPost: frozenset({None, CredentialType.HttpBearer, CredentialType.HttpBasic, CredentialType.HttpApiKey}),
-    ActionType.CallApiPut: frozenset({None, CredentialType.HttpBearer, CredentialType.HttpBasic, CredentialType.HttpApiKey}),
-    ActionType.CallApiDelete: frozenset({None, CredentialType.HttpBearer, CredentialType.HttpBasic, CredentialType.HttpApiKey}),
+    ActionType.CallApiGet: frozenset(
+        {None, CredentialType.HttpBearer, CredentialType.HttpBasic, CredentialType.HttpApiKey}
+    ),
+    ActionType.CallApiPost: frozenset(
+        {None, CredentialType.HttpBearer, CredentialType.HttpBasic, CredentialType.HttpApiKey}
+    ),
+    ActionType.CallApiPut: frozenset(
+        {None, CredentialType.HttpBearer, CredentialType.HttpBasic, CredentialType.HttpApiKey}
+    ),
+    ActionType.CallApiDelete: frozenset(
+        {None, CredentialType.HttpBearer, CredentialType.HttpBasic, CredentialType.HttpApiKey}
+    ),
     ActionType.UploadFileFtp: frozenset({CredentialType.Ftp}),
     ActionType.UploadFileSftp: frozenset({CredentialType.Sftp}),
     ActionType.UploadFileS3: frozenset({CredentialType.AwsS3}),

@@ -77,18 +77,27 @@ async def _window(conn: AsyncConnection, workflow_id: int, start: datetime) -> W
     full = (await conn.execute(FULL_HOURS, {"w": workflow_id, "start": whole_from})).one()
     edge = (0, 0, 0, 0, 0)
     if whole_from != start:
-        edge = tuple((await conn.execute(EDGE_RUNS, {"w": workflow_id, "start": start, "end": whole_from})).one())
+        edge = tuple(
+            (await conn.execute(EDGE_RUNS, {"w": workflow_id, "start": start, "end": whole_from})).one()
+        )
     return WindowCounts(*(int(a) + int(b) for a, b in zip(full, edge, strict=True)))
 
 
-async def health_figures(conn: AsyncConnection, workflow_id: int, *, now: datetime | None = None) -> HealthFigures:
+async def health_figures(
+    conn: AsyncConnection, workflow_id: int, *, now: datetime | None = None
+) -> HealthFigures:
     now = now or datetime.now(UTC)
     finished = {name: await _window(conn, workflow_id, now - span) for name, span in WINDOWS.items()}
     starts = {f"d{n}": now - span for n, span in zip((1, 7, 30), WINDOWS.values(), strict=True)}
     *open_counts, newest_open = (await conn.execute(OPEN_RUNS, {"w": workflow_id, **starts})).one()
     windows = {
-        name: WindowCounts(counts.total + int(extra), counts.success, counts.failed, counts.duration_sum_ms,
-                           counts.duration_count)
+        name: WindowCounts(
+            counts.total + int(extra),
+            counts.success,
+            counts.failed,
+            counts.duration_sum_ms,
+            counts.duration_count,
+        )
         for (name, counts), extra in zip(finished.items(), open_counts, strict=True)
     }
     month = windows["30d"]

@@ -13,8 +13,20 @@ from typing import Any, TextIO
 
 import structlog
 
-SECRET_KEY_PARTS = ("password", "secret", "token", "apikey", "api_key", "authorization", "privatekey",
-                    "private_key", "connectionstring", "accountkey", "sastoken", "webhookurl")
+SECRET_KEY_PARTS = (
+    "password",
+    "secret",
+    "token",
+    "apikey",
+    "api_key",
+    "authorization",
+    "privatekey",
+    "private_key",
+    "connectionstring",
+    "accountkey",
+    "sastoken",
+    "webhookurl",
+)
 
 
 def _drop_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -24,9 +36,17 @@ def _drop_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMa
     return event
 
 
-def configure_logging(level: str = "INFO", *, json: bool = True, service: str = "", stream: TextIO | None = None,
-                      cache: bool = True) -> None:
-    renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+def configure_logging(
+    level: str = "INFO",
+    *,
+    json: bool = True,
+    service: str = "",
+    stream: TextIO | None = None,
+    cache: bool = True,
+) -> None:
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -26,13 +26,29 @@ MAX_RETRY_CEILING = 5
 
 LIMITS: dict[Plan, PlanLimits] = {
     Plan.Free: PlanLimits(
-        workflows=3, steps_per_workflow=5, credentials=2, executions_per_minute=5, daily_runs=50,
-        emails_per_day=10, sms_per_day=5, email_recipients=1, email_cc_allowed=False, sms_recipients=1,
+        workflows=3,
+        steps_per_workflow=5,
+        credentials=2,
+        executions_per_minute=5,
+        daily_runs=50,
+        emails_per_day=10,
+        sms_per_day=5,
+        email_recipients=1,
+        email_cc_allowed=False,
+        sms_recipients=1,
         rate_exempt_events=frozenset(),
     ),
     Plan.Paid: PlanLimits(
-        workflows=28, steps_per_workflow=20, credentials=20, executions_per_minute=60, daily_runs=None,
-        emails_per_day=500, sms_per_day=200, email_recipients=10, email_cc_allowed=True, sms_recipients=5,
+        workflows=28,
+        steps_per_workflow=20,
+        credentials=20,
+        executions_per_minute=60,
+        daily_runs=None,
+        emails_per_day=500,
+        sms_per_day=200,
+        email_recipients=10,
+        email_cc_allowed=True,
+        sms_recipients=5,
         rate_exempt_events=frozenset({EventType.CallAdded, EventType.CallUpdated, EventType.CallClosed}),
     ),
 }

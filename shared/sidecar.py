@@ -23,8 +23,10 @@ def metrics_response(_: Request | None = None) -> Response:
 def side_app(check: HealthCheck) -> Starlette:
     async def healthz(_: Request) -> Response:
         checks = await check()
-        return JSONResponse({"status": "ok" if all(checks.values()) else "unhealthy", "checks": checks},
-                            status_code=200 if all(checks.values()) else 503)
+        return JSONResponse(
+            {"status": "ok" if all(checks.values()) else "unhealthy", "checks": checks},
+            status_code=200 if all(checks.values()) else 503,
+        )
 
     async def metrics(request: Request) -> Response:
         return metrics_response(request)
@@ -42,8 +44,9 @@ class _SignalFreeServer(uvicorn.Server):
 
 class SideServer:
     def __init__(self, check: HealthCheck, host: str, port: int) -> None:
-        config = uvicorn.Config(side_app(check), host=host, port=port, log_level="warning", access_log=False,
-                                lifespan="off")
+        config = uvicorn.Config(
+            side_app(check), host=host, port=port, log_level="warning", access_log=False, lifespan="off"
+        )
         self._server = _SignalFreeServer(config)
         self._task: asyncio.Task[None] | None = None
 

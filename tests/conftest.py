@@ -56,8 +56,13 @@ def department_id() -> int:
 
 
 def token_for(settings: Settings, department_id: int, *roles: str, ttl_s: int = 600) -> str:
-    return issue_token(settings, department_id=department_id, roles=list(roles or ["DepartmentAdmin"]),
-                       user_id="test-user", ttl_s=ttl_s)
+    return issue_token(
+        settings,
+        department_id=department_id,
+        roles=list(roles or ["DepartmentAdmin"]),
+        user_id="test-user",
+        ttl_s=ttl_s,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -53,10 +53,22 @@ def ensure_jars(cache_root: Path) -> Path:
     libs.mkdir(parents=True)
     mvn = shutil.which("mvn")
     if mvn is None:
-        raise RuntimeError("Maven (mvn) is needed once to fetch the Kafka jars; install it (apt-get install maven)")
+        raise RuntimeError(
+            "Maven (mvn) is needed once to fetch the Kafka jars; install it (apt-get install maven)"
+        )
     subprocess.run(
-        [mvn, "-B", "-q", "-U", "-f", str(POM), _DEPENDENCY_GOAL, "-DincludeScope=runtime",
-         "-Dmdep.overWriteReleases=true", f"-DoutputDirectory={libs}"],
+        [
+            mvn,
+            "-B",
+            "-q",
+            "-U",
+            "-f",
+            str(POM),
+            _DEPENDENCY_GOAL,
+            "-DincludeScope=runtime",
+            "-Dmdep.overWriteReleases=true",
+            f"-DoutputDirectory={libs}",
+        ],
         check=True,
     )
     stamp.write_text(KAFKA_VERSION)
@@ -146,8 +158,17 @@ class LocalKafka:
         if cluster_id.startswith("-"):
             cluster_id = "A" + cluster_id[1:]
         subprocess.run(
-            [java_executable(), "-cp", f"{libs}/*", "kafka.tools.StorageTool", "format", "-t", cluster_id,
-             "-c", str(self.properties)],
+            [
+                java_executable(),
+                "-cp",
+                f"{libs}/*",
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(self.properties),
+            ],
             check=True,
             stdout=subprocess.DEVNULL,
         )
@@ -169,15 +190,32 @@ class LocalKafka:
             self._write_config()
         if not (self.home / "data" / "meta.properties").exists():
             self._format(libs)
-        cmd = [java_executable(), "-Xms256m", f"-Xmx{self.heap}", "-XX:+UseSerialGC", "-XX:+ExitOnOutOfMemoryError"]
+        cmd = [
+            java_executable(),
+            "-Xms256m",
+            f"-Xmx{self.heap}",
+            "-XX:+UseSerialGC",
+            "-XX:+ExitOnOutOfMemoryError",
+        ]
         if self.fast_start:
             cmd.append("-XX:TieredStopAtLevel=1")
-        cmd += [f"-Dlog4j2.configurationFile={self.home / 'log4j2.yaml'}", "-cp", f"{libs}/*", "kafka.Kafka",
-                str(self.properties)]
+        cmd += [
+            f"-Dlog4j2.configurationFile={self.home / 'log4j2.yaml'}",
+            "-cp",
+            f"{libs}/*",
+            "kafka.Kafka",
+            str(self.properties),
+        ]
         log = self.log_file.open("ab")
         seen = log.tell()  # a restart appends to the log: only this start's lines count
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, cwd=self.home)
+        proc = subprocess.Popen(
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=self.home,
+        )
         self.pid_file.write_text(str(proc.pid))
         host, port = self.bootstrap().rsplit(":", 1)
         deadline = time.monotonic() + timeout

@@ -89,9 +89,19 @@ class LocalPostgres:
         if not (self.data / "PG_VERSION").exists():
             self._chown(user)
             subprocess.run(
-                [str(_bin_dir() / "initdb"), "-D", str(self.data), "--auth=trust", "--encoding=UTF8",
-                 "--locale=C", "-U", "postgres"],
-                check=True, stdout=subprocess.DEVNULL, user=user,
+                [
+                    str(_bin_dir() / "initdb"),
+                    "-D",
+                    str(self.data),
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                    "-U",
+                    "postgres",
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                user=user,
             )
         port = self._previous_port() or free_port()
         self.port_file.write_text(str(port))
@@ -111,8 +121,14 @@ class LocalPostgres:
         for key, value in settings.items():
             args += ["-c", f"{key}={value}"]
         log = self.log_file.open("ab")
-        subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                         start_new_session=True, user=user)
+        subprocess.Popen(
+            args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            user=user,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if port_open("127.0.0.1", port) and self._ready(port):
@@ -130,16 +146,25 @@ class LocalPostgres:
         return None if port_open("127.0.0.1", port) else port
 
     def _ready(self, port: int) -> bool:
-        result = subprocess.run([str(_bin_dir() / "pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres"],
-                                capture_output=True, check=False)
+        result = subprocess.run(
+            [str(_bin_dir() / "pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres"],
+            capture_output=True,
+            check=False,
+        )
         return result.returncode == 0
 
     def _ensure_database(self, port: int) -> None:
         psql = [str(_bin_dir() / "psql"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-tA"]
-        exists = subprocess.run([*psql, "-c", f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'"],
-                                capture_output=True, text=True, check=True).stdout.strip()
+        exists = subprocess.run(
+            [*psql, "-c", f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
         if exists != "1":
-            subprocess.run([*psql, "-c", f"CREATE DATABASE {DATABASE}"], check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [*psql, "-c", f"CREATE DATABASE {DATABASE}"], check=True, stdout=subprocess.DEVNULL
+            )
 
     def stop(self) -> None:
         pid = self.running_pid()

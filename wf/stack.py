@@ -76,17 +76,26 @@ def up(*, foreground: bool = False) -> int:
     pids: dict[str, int] = {}
     for name in SERVICES:
         log = (run_dir / "logs" / f"{name}.log").open("ab")
-        proc = subprocess.Popen([sys.executable, "-m", f"services.{name}"], env=env, cwd=REPO, stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", f"services.{name}"],
+            env=env,
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         (run_dir / "pids" / f"{name}.pid").write_text(str(proc.pid))
         pids[name] = proc.pid
     host = env.get("WF_API_HOST", "127.0.0.1")
     api_url = f"http://{host}:{env.get('WF_API_PORT', '8080')}"
     try:
         _wait_http(f"{api_url}/healthz", 120, pids)
-        for name, key, default in (("dispatcher", "WF_DISPATCHER_PORT", "8081"),
-                                   ("executor", "WF_EXECUTOR_PORT", "8082"),
-                                   ("health", "WF_HEALTH_PORT", "8083")):
+        for name, key, default in (
+            ("dispatcher", "WF_DISPATCHER_PORT", "8081"),
+            ("executor", "WF_EXECUTOR_PORT", "8082"),
+            ("health", "WF_HEALTH_PORT", "8083"),
+        ):
             _wait_http(f"http://127.0.0.1:{env.get(key, default)}/healthz", 60, {name: pids[name]})
     except Exception:
         down()
@@ -95,8 +104,10 @@ def up(*, foreground: bool = False) -> int:
         f"WF_API_URL={api_url}\nWF_KAFKA_BOOTSTRAP={env['WF_KAFKA_BOOTSTRAP']}\n"
         f"WF_DATABASE_URL={env['WF_DATABASE_URL']}\n"
     )
-    _say(f"up in {time.monotonic() - started:.1f} s: API {api_url} (docs {api_url}/docs); "
-         f"settings in {run_dir / 'stack.env'}; logs in {run_dir / 'logs'}")
+    _say(
+        f"up in {time.monotonic() - started:.1f} s: API {api_url} (docs {api_url}/docs); "
+        f"settings in {run_dir / 'stack.env'}; logs in {run_dir / 'logs'}"
+    )
     if not foreground:
         return 0
     _say("running; Ctrl-C stops everything")

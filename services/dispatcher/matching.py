@@ -88,7 +88,9 @@ class MatchIndex:
     async def _reload(self, conn: AsyncConnection, departments: list[int]) -> None:
         wanted = set(departments)
         grouped: dict[tuple[int, int], list[int]] = defaultdict(list)
-        for department_id, event_type, workflow_id in await conn.execute(LOAD_DEPARTMENTS, {"ids": departments}):
+        for department_id, event_type, workflow_id in await conn.execute(
+            LOAD_DEPARTMENTS, {"ids": departments}
+        ):
             grouped[(department_id, event_type)].append(workflow_id)
         kept = {key: ids for key, ids in self.workflows.items() if key[0] not in wanted}
         kept.update({key: tuple(ids) for key, ids in grouped.items()})

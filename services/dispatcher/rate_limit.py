@@ -79,9 +79,14 @@ async def take_slots(conn: AsyncConnection, wanted: Mapping[int, tuple[int, int]
         return {}
     ids = sorted(wanted)
     await conn.execute(ENSURE_CURSORS, {"ids": ids})
-    rows = await conn.execute(TAKE_SLOTS, {
-        "ids": ids, "counts": [wanted[d][0] for d in ids], "limits": [wanted[d][1] for d in ids],
-    })
+    rows = await conn.execute(
+        TAKE_SLOTS,
+        {
+            "ids": ids,
+            "counts": [wanted[d][0] for d in ids],
+            "limits": [wanted[d][1] for d in ids],
+        },
+    )
     return {dep: SlotGrant(ws, used, lim, current) for dep, ws, used, lim, current in rows}
 
 

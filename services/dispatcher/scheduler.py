@@ -74,11 +74,15 @@ class Scheduler:
             metrics.LEASES_EXPIRED.inc(len(reaped))
             log.warning("runs.lease_expired", run_ids=[r[0] for r in reaped][:20], count=len(reaped))
         async with self.engine.begin() as conn:
-            rows = (await conn.execute(RELEASE_DUE, {"grace": self.settings.unpublished_grace_s,
-                                                     "limit": limit})).all()
+            rows = (
+                await conn.execute(RELEASE_DUE, {"grace": self.settings.unpublished_grace_s, "limit": limit})
+            ).all()
             # Produced before the commit: if producing fails, the runs stay unpublished for the next tick.
-            await produce_runs(self.producer, self.settings,
-                               [RunToPublish(run_id, dep, attempt) for run_id, dep, attempt, _, _ in rows])
+            await produce_runs(
+                self.producer,
+                self.settings,
+                [RunToPublish(run_id, dep, attempt) for run_id, dep, attempt, _, _ in rows],
+            )
         for _, _, _, status, unpublished in rows:
             kind = "retry" if status == 5 else ("unpublished" if unpublished else "deferred")
             metrics.RUNS_RELEASED.labels(kind).inc()

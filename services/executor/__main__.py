@@ -7,8 +7,8 @@ import asyncio
 from services.executor.service import ExecutorService
 from shared.config import get_settings
 from shared.logging import configure_logging
-from shared.tracing import setup_tracing
 from shared.service_main import run_service
+from shared.tracing import setup_tracing
 
 
 def main() -> None:

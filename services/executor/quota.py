@@ -25,7 +25,9 @@ RELEASE = text(
 class DailySendQuota:
     """Reserve before sending, release if the send did not happen: the count is of messages sent."""
 
-    def __init__(self, engine: AsyncEngine, *, department_id: int, channel: str, cap: int, plan_name: str) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, department_id: int, channel: str, cap: int, plan_name: str
+    ) -> None:
         self.engine = engine
         self.department_id = department_id
         self.channel = channel
@@ -36,11 +38,16 @@ class DailySendQuota:
         if count <= 0:
             return
         async with self.engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
-            row = (await conn.execute(RESERVE, {"dep": self.department_id, "channel": self.channel, "n": count,
-                                                "cap": self.cap})).first()
+            row = (
+                await conn.execute(
+                    RESERVE, {"dep": self.department_id, "channel": self.channel, "n": count, "cap": self.cap}
+                )
+            ).first()
         if row is None:
             noun = "emails" if self.channel == "email" else "SMS messages"
-            raise permanent(f"Daily send limit reached: the {self.plan_name} plan allows {self.cap} {noun} per day")
+            raise permanent(
+                f"Daily send limit reached: the {self.plan_name} plan allows {self.cap} {noun} per day"
+            )
 
     async def release(self, count: int) -> None:
         if count <= 0:

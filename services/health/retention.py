@@ -41,12 +41,8 @@ DELETE_COUNTED = text(
     "DELETE FROM health_counted_runs WHERE workflow_run_id IN (SELECT workflow_run_id FROM health_counted_runs "
     "WHERE counted_on < now() - make_interval(days => :days) LIMIT :batch)"
 )
-DELETE_CHANGES = text(
-    "DELETE FROM workflow_changes WHERE changed_on < now() - interval '1 hour'"
-)
-DELETE_ROLLUPS = text(
-    "DELETE FROM health_rollups WHERE bucket_start < now() - make_interval(days => :days)"
-)
+DELETE_CHANGES = text("DELETE FROM workflow_changes WHERE changed_on < now() - interval '1 hour'")
+DELETE_ROLLUPS = text("DELETE FROM health_rollups WHERE bucket_start < now() - make_interval(days => :days)")
 
 
 @dataclass

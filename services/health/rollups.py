@@ -78,23 +78,38 @@ async def apply_outcomes(conn: AsyncConnection, outcomes: Sequence[Outcome]) -> 
     fresh = [o for run_id, o in unique.items() if run_id in new_ids]
     if not fresh:
         return 0
-    timed = [o.status is RunStatus.Completed and o.started_on is not None and o.completed_on is not None
-             for o in fresh]
-    await conn.execute(ADD_TO_ROLLUPS, {
-        "workflow_ids": [o.workflow_id for o in fresh],
-        "buckets": [hour_of(o.queued_on) for o in fresh],
-        "totals": [1] * len(fresh),
-        "successes": [int(o.status is RunStatus.Completed) for o in fresh],
-        "failures": [int(o.status is RunStatus.Failed) for o in fresh],
-        "durations": [int((o.completed_on - o.started_on).total_seconds() * 1000) if t else 0  # type: ignore[operator]
-                      for o, t in zip(fresh, timed, strict=True)],
-        "timed": [int(t) for t in timed],
-    })
-    await conn.execute(UPDATE_LATEST, {"workflow_ids": [o.workflow_id for o in fresh],
-                                       "queued": [o.queued_on for o in fresh]})
+    timed = [
+        o.status is RunStatus.Completed and o.started_on is not None and o.completed_on is not None
+        for o in fresh
+    ]
+    await conn.execute(
+        ADD_TO_ROLLUPS,
+        {
+            "workflow_ids": [o.workflow_id for o in fresh],
+            "buckets": [hour_of(o.queued_on) for o in fresh],
+            "totals": [1] * len(fresh),
+            "successes": [int(o.status is RunStatus.Completed) for o in fresh],
+            "failures": [int(o.status is RunStatus.Failed) for o in fresh],
+            "durations": [
+                int((o.completed_on - o.started_on).total_seconds() * 1000) if t else 0  # type: ignore[operator]
+                for o, t in zip(fresh, timed, strict=True)
+            ],
+            "timed": [int(t) for t in timed],
+        },
+    )
+    await conn.execute(
+        UPDATE_LATEST,
+        {"workflow_ids": [o.workflow_id for o in fresh], "queued": [o.queued_on for o in fresh]},
+    )
     for o in fresh:
         if o.status is RunStatus.Failed and o.error:
-            await conn.execute(UPDATE_LAST_ERROR, {"workflow_id": o.workflow_id, "queued_on": o.queued_on,
-                                                   "error": o.error[:4000],
-                                                   "error_on": o.completed_on or o.queued_on})
+            await conn.execute(
+                UPDATE_LAST_ERROR,
+                {
+                    "workflow_id": o.workflow_id,
+                    "queued_on": o.queued_on,
+                    "error": o.error[:4000],
+                    "error_on": o.completed_on or o.queued_on,
+                },
+            )
     return len(fresh)

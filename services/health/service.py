@@ -42,8 +42,17 @@ def parse_outcomes(records: Sequence[ConsumerRecord[bytes, bytes]]) -> list[Outc
         if msg.IsTest or msg.Status not in FINAL_RUN_STATUSES:
             OUTCOMES.labels("ignored").inc()
             continue
-        outcomes.append(Outcome(msg.RunId, msg.WorkflowId, msg.Status, msg.QueuedOn, msg.StartedOn,
-                                msg.CompletedOn, msg.ErrorMessage))
+        outcomes.append(
+            Outcome(
+                msg.RunId,
+                msg.WorkflowId,
+                msg.Status,
+                msg.QueuedOn,
+                msg.StartedOn,
+                msg.CompletedOn,
+                msg.ErrorMessage,
+            )
+        )
     return outcomes
 
 
@@ -63,7 +72,11 @@ class HealthService:
         self.engine = create_engine(self.settings, pool_size=4)
         if self.settings.kafka_create_topics:
             await ensure_topics(self.settings)
-        self.consumer = create_consumer(self.settings, self.settings.topic_results, group_id=f"{self.settings.consumer_group_prefix}-health")
+        self.consumer = create_consumer(
+            self.settings,
+            self.settings.topic_results,
+            group_id=f"{self.settings.consumer_group_prefix}-health",
+        )
         await self.consumer.start()
         self.loop = BatchLoop(self.consumer, self.handle)
         self.side = SideServer(self.health, self.settings.metrics_host, self.side_port)
@@ -78,14 +91,22 @@ class HealthService:
         while True:
             try:
                 async with self.engine.connect() as conn:
-                    got = (await conn.execute(text("SELECT pg_try_advisory_lock(:k)"),
-                                              {"k": RETENTION_LOCK})).scalar_one()
+                    got = (
+                        await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": RETENTION_LOCK})
+                    ).scalar_one()
                     if got:
                         try:
-                            report = await apply_retention(self.engine, log_days=self.settings.retention_log_days,
-                                                           run_days=self.settings.retention_run_days)
-                            log.info("retention.applied", logs=report.logs, payloads=report.payloads,
-                                     runs=report.runs)
+                            report = await apply_retention(
+                                self.engine,
+                                log_days=self.settings.retention_log_days,
+                                run_days=self.settings.retention_run_days,
+                            )
+                            log.info(
+                                "retention.applied",
+                                logs=report.logs,
+                                payloads=report.payloads,
+                                runs=report.runs,
+                            )
                         finally:
                             await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": RETENTION_LOCK})
                             await conn.commit()
@@ -124,6 +145,7 @@ class HealthService:
         assert self.engine is not None
         return {
             "database": await database_ready(self.engine),
-            "consumer_loop": self.loop is not None and time.monotonic() - self.loop.heartbeat < 30
+            "consumer_loop": self.loop is not None
+            and time.monotonic() - self.loop.heartbeat < 30
             and self.loop.healthy,
         }

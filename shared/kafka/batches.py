@@ -22,8 +22,15 @@ BatchHandler = Callable[[Sequence[ConsumerRecord[bytes, bytes]]], Awaitable[obje
 
 
 class BatchLoop:
-    def __init__(self, consumer: AIOKafkaConsumer, handle: BatchHandler, *, max_records: int = 500,
-                 poll_timeout_ms: int = 100, retry_pause_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        consumer: AIOKafkaConsumer,
+        handle: BatchHandler,
+        *,
+        max_records: int = 500,
+        poll_timeout_ms: int = 100,
+        retry_pause_s: float = 1.0,
+    ) -> None:
         self.consumer = consumer
         self.handle = handle
         self.max_records = max_records
@@ -60,8 +67,11 @@ class BatchLoop:
                 self.consumer.seek(tp, records[0].offset)
 
     async def _commit(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
-        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()
-                   if records and tp in self.consumer.assignment()}
+        offsets = {
+            tp: records[-1].offset + 1
+            for tp, records in batch.items()
+            if records and tp in self.consumer.assignment()
+        }
         if not offsets:
             return
         try:

@@ -20,7 +20,9 @@ def create_producer(settings: Settings, *, linger_ms: int = 2) -> AIOKafkaProduc
     )
 
 
-def create_consumer(settings: Settings, *topics: str, group_id: str, max_records: int = 500) -> AIOKafkaConsumer:
+def create_consumer(
+    settings: Settings, *topics: str, group_id: str, max_records: int = 500
+) -> AIOKafkaConsumer:
     """Without ``topics`` the caller subscribes itself (e.g. with a rebalance listener)."""
     # Offsets are committed by the service only after its database work has committed.
     return AIOKafkaConsumer(

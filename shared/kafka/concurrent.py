@@ -36,8 +36,15 @@ class _PartitionTracker:
 
 
 class ConcurrentLoop(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, consumer: AIOKafkaConsumer, handle: RecordHandler, *, concurrency: int,
-                 drain_timeout_s: float = 25.0, commit_interval_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        consumer: AIOKafkaConsumer,
+        handle: RecordHandler,
+        *,
+        concurrency: int,
+        drain_timeout_s: float = 25.0,
+        commit_interval_s: float = 0.5,
+    ) -> None:
         self.consumer = consumer
         self.handle = handle
         self.concurrency = concurrency
@@ -84,8 +91,12 @@ class ConcurrentLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         if tracker is not None:
             tracker.in_flight.discard(offset)
         if not task.cancelled() and task.exception() is not None:
-            log.error("message.handler_failed", error=repr(task.exception())[:300], partition=tp.partition,
-                      offset=offset)
+            log.error(
+                "message.handler_failed",
+                error=repr(task.exception())[:300],
+                partition=tp.partition,
+                offset=offset,
+            )
 
     async def _commit(self, only: set[TopicPartition] | None = None) -> None:
         offsets = {}

@@ -23,7 +23,9 @@ from shared.models.base import Base, Timestamped
 class Workflow(Timestamped, Base):
     __tablename__ = "workflows"
     __table_args__ = (
-        Index("ix_workflows_match", "department_id", "trigger_event_type", postgresql_where=text("is_enabled")),
+        Index(
+            "ix_workflows_match", "department_id", "trigger_event_type", postgresql_where=text("is_enabled")
+        ),
     )
     workflow_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     department_id: Mapped[int] = mapped_column(Integer, index=True)
@@ -35,15 +37,19 @@ class Workflow(Timestamped, Base):
     retry_backoff_base_seconds: Mapped[int] = mapped_column(Integer, default=5)
     created_by: Mapped[str | None] = mapped_column(String(128))
     steps: Mapped[list[WorkflowStep]] = relationship(
-        lazy="raise", order_by="WorkflowStep.step_order, WorkflowStep.workflow_step_id",
-        cascade="all, delete-orphan", passive_deletes=True,
+        lazy="raise",
+        order_by="WorkflowStep.step_order, WorkflowStep.workflow_step_id",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
     )
 
 
 class WorkflowStep(Timestamped, Base):
     __tablename__ = "workflow_steps"
     workflow_step_id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    workflow_id: Mapped[int] = mapped_column(ForeignKey("workflows.workflow_id", ondelete="CASCADE"), index=True)
+    workflow_id: Mapped[int] = mapped_column(
+        ForeignKey("workflows.workflow_id", ondelete="CASCADE"), index=True
+    )
     action_type: Mapped[int] = mapped_column(SmallInteger)
     step_order: Mapped[int] = mapped_column(Integer, default=0)
     output_template: Mapped[str] = mapped_column(Text)

@@ -178,9 +178,9 @@ async def test_connection_refused_is_transient() -> None:
 
 async def test_blocked_smtp_host_is_permanent_without_connecting() -> None:
     async with SmtpPeer() as peer:
+        # the name resolves (to loopback), but no CIDR allows loopback: a policy refusal
+        guard = EgressGuard(host_overrides={"mail.example.org": f"127.0.0.1:{peer.port}"})
         with pytest.raises(ActionError) as caught:
-            # the name resolves (to loopback), but no CIDR allows loopback: a policy refusal
-            guard = EgressGuard(host_overrides={"mail.example.org": f"127.0.0.1:{peer.port}"})
             await send_email(email_ctx(peer), make_deps(guard))
     assert caught.value.permanent
     assert "egress" in caught.value.message

@@ -15,7 +15,9 @@ async def test_figures_from_runs(api: httpx.AsyncClient, db: AsyncEngine, depart
     # Within 24 h: 2 completed (100 ms, 300 ms), 1 failed, 1 pending.
     await insert_run(db, wid, department_id, status=2, queued_ago="1 hour", duration_ms=100)
     await insert_run(db, wid, department_id, status=2, queued_ago="2 hours", duration_ms=300)
-    await insert_run(db, wid, department_id, status=3, queued_ago="3 hours", error="SMTP 550 mailbox unavailable")
+    await insert_run(
+        db, wid, department_id, status=3, queued_ago="3 hours", error="SMTP 550 mailbox unavailable"
+    )
     await insert_run(db, wid, department_id, status=0, queued_ago="5 minutes")
     # 3 days ago: 1 completed (200 ms), 1 failed (inserted last, but not the most recent failure).
     await insert_run(db, wid, department_id, status=2, queued_ago="3 days", duration_ms=200)

@@ -27,8 +27,12 @@ def test_alert_rules_are_well_formed_and_use_exported_metrics():
     rules = yaml.safe_load((OBSERVABILITY / "prometheus-rules.yaml").read_text())
     alerts = [rule for group in rules["groups"] for rule in group["rules"]]
     names = {a["alert"] for a in alerts}
-    assert {"WorkflowsDispatcherLagGrowing", "WorkflowsDeadLetters", "WorkflowsRunFailureRateHigh",
-            "WorkflowsPendingRunsStale"} <= names
+    assert {
+        "WorkflowsDispatcherLagGrowing",
+        "WorkflowsDeadLetters",
+        "WorkflowsRunFailureRateHigh",
+        "WorkflowsPendingRunsStale",
+    } <= names
     for alert in alerts:
         assert set(alert) >= {"alert", "expr", "labels", "annotations"}, alert["alert"]
         assert alert["labels"]["severity"] in {"warning", "critical"}

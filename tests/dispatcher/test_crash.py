@@ -14,11 +14,17 @@ async def test_dispatcher_killed_mid_batch_loses_nothing_and_duplicates_nothing(
     departments = list(range(base, base + 50))
     async with db.begin() as conn:
         for dep in departments:
-            await conn.execute(text("INSERT INTO departments (department_id, plan) VALUES (:d, 'Paid')"), {"d": dep})
+            await conn.execute(
+                text("INSERT INTO departments (department_id, plan) VALUES (:d, 'Paid')"), {"d": dep}
+            )
             for _ in range(2):
-                await conn.execute(text(
-                    "INSERT INTO workflows (department_id, name, trigger_event_type, is_enabled, max_retry_count, "
-                    "retry_backoff_base_seconds) VALUES (:d, 'wf', 0, true, 3, 5)"), {"d": dep})
+                await conn.execute(
+                    text(
+                        "INSERT INTO workflows (department_id, name, trigger_event_type, is_enabled, max_retry_count, "
+                        "retry_backoff_base_seconds) VALUES (:d, 'wf', 0, true, 3, 5)"
+                    ),
+                    {"d": dep},
+                )
     events = [event(dep, 0) for _ in range(40) for dep in departments]  # 2,000 events → 4,000 runs
 
     first = ServiceProcess("dispatcher", cfg, tmp_path).start()
@@ -26,7 +32,9 @@ async def test_dispatcher_killed_mid_batch_loses_nothing_and_duplicates_nothing(
         await produce(cfg, cfg.topic_events, events)
 
         async def some_stored():
-            rows = await fetch(db, "SELECT count(*) FROM workflow_runs WHERE department_id = ANY(:d)", d=departments)
+            rows = await fetch(
+                db, "SELECT count(*) FROM workflow_runs WHERE department_id = ANY(:d)", d=departments
+            )
             return rows[0][0] >= 400
 
         await wait_for(some_stored, timeout=60, interval=0.05)
@@ -34,27 +42,41 @@ async def test_dispatcher_killed_mid_batch_loses_nothing_and_duplicates_nothing(
     finally:
         if first.proc and first.proc.poll() is None:
             first.kill()
-    stored_at_kill = (await fetch(db, "SELECT count(*) FROM workflow_runs WHERE department_id = ANY(:d)",
-                                  d=departments))[0][0]
+    stored_at_kill = (
+        await fetch(db, "SELECT count(*) FROM workflow_runs WHERE department_id = ANY(:d)", d=departments)
+    )[0][0]
     assert stored_at_kill < 4000, "the kill came too late to prove anything"
 
     second = ServiceProcess("dispatcher", cfg, tmp_path).start()
     try:
+
         async def all_stored():
-            rows = await fetch(db, "SELECT count(*) FROM workflow_runs WHERE department_id = ANY(:d)", d=departments)
+            rows = await fetch(
+                db, "SELECT count(*) FROM workflow_runs WHERE department_id = ANY(:d)", d=departments
+            )
             return rows[0][0] >= 4000
 
         await wait_for(all_stored, timeout=90)
 
         async def all_published():
             # every due run is handed to executors: by the dispatcher, or by the scheduler for the crash gap
-            rows = await fetch(db, "SELECT count(*) FROM workflow_runs WHERE department_id = ANY(:d) "
-                                   "AND status IN (0, 5) AND published_on IS NULL", d=departments)
+            rows = await fetch(
+                db,
+                "SELECT count(*) FROM workflow_runs WHERE department_id = ANY(:d) "
+                "AND status IN (0, 5) AND published_on IS NULL",
+                d=departments,
+            )
             return rows[0][0] == 0
 
         await wait_for(all_published, timeout=30)
     finally:
         assert second.terminate() == 0, second.log()[-2000:]
-    total, distinct = (await fetch(db, "SELECT count(*), count(DISTINCT (workflow_id, event_id)) FROM workflow_runs "
-                                       "WHERE department_id = ANY(:d)", d=departments))[0]
+    total, distinct = (
+        await fetch(
+            db,
+            "SELECT count(*), count(DISTINCT (workflow_id, event_id)) FROM workflow_runs "
+            "WHERE department_id = ANY(:d)",
+            d=departments,
+        )
+    )[0]
     assert total == distinct == 4000

@@ -16,26 +16,42 @@ from tests.support.helpers import consume_all, event, execute, fetch, isolated, 
 from tests.support.services import running_services
 
 
-async def new_workflow(db: AsyncEngine, department_id: int, event_type: int = 0, *, enabled: bool = True) -> int:
+async def new_workflow(
+    db: AsyncEngine, department_id: int, event_type: int = 0, *, enabled: bool = True
+) -> int:
     async with db.begin() as conn:
         from sqlalchemy import text
 
-        row = (await conn.execute(text(
-            "INSERT INTO workflows (department_id, name, trigger_event_type, is_enabled, max_retry_count, "
-            "retry_backoff_base_seconds) VALUES (:d, 'wf', :t, :e, 3, 5) RETURNING workflow_id"),
-            {"d": department_id, "t": event_type, "e": enabled})).one()
+        row = (
+            await conn.execute(
+                text(
+                    "INSERT INTO workflows (department_id, name, trigger_event_type, is_enabled, max_retry_count, "
+                    "retry_backoff_base_seconds) VALUES (:d, 'wf', :t, :e, 3, 5) RETURNING workflow_id"
+                ),
+                {"d": department_id, "t": event_type, "e": enabled},
+            )
+        ).one()
     return int(row[0])
 
 
 async def set_plan(db: AsyncEngine, department_id: int, plan: str) -> None:
-    await execute(db, "INSERT INTO departments (department_id, plan) VALUES (:d, :p) "
-                      "ON CONFLICT (department_id) DO UPDATE SET plan = :p", d=department_id, p=plan)
+    await execute(
+        db,
+        "INSERT INTO departments (department_id, plan) VALUES (:d, :p) "
+        "ON CONFLICT (department_id) DO UPDATE SET plan = :p",
+        d=department_id,
+        p=plan,
+    )
 
 
 async def runs_of(db: AsyncEngine, department_id: int) -> list[tuple]:
-    return await fetch(db, "SELECT workflow_run_id, workflow_id, event_id, status, next_attempt_on, "
-                           "published_on, error_message FROM workflow_runs WHERE department_id = :d "
-                           "ORDER BY workflow_run_id", d=department_id)
+    return await fetch(
+        db,
+        "SELECT workflow_run_id, workflow_id, event_id, status, next_attempt_on, "
+        "published_on, error_message FROM workflow_runs WHERE department_id = :d "
+        "ORDER BY workflow_run_id",
+        d=department_id,
+    )
 
 
 async def count_runs(db: AsyncEngine, department_id: int, expected: int) -> list[tuple]:
@@ -61,7 +77,9 @@ async def dispatcher_settings(settings: Settings) -> Settings:
 
 
 class TestIdempotency:
-    async def test_same_event_id_twice_creates_one_run_per_workflow(self, db, dispatcher_settings, department_id):
+    async def test_same_event_id_twice_creates_one_run_per_workflow(
+        self, db, dispatcher_settings, department_id
+    ):
         first = await new_workflow(db, department_id)
         second = await new_workflow(db, department_id)
         async with running_services(dispatcher_settings, executor=False, health=False):
@@ -75,8 +93,11 @@ class TestIdempotency:
     async def test_event_type_by_name_matches(self, db, dispatcher_settings, department_id):
         workflow = await new_workflow(db, department_id, 3)
         async with running_services(dispatcher_settings, executor=False, health=False):
-            await produce(dispatcher_settings, dispatcher_settings.topic_events,
-                          [event(department_id, "UnitStatusChanged")])
+            await produce(
+                dispatcher_settings,
+                dispatcher_settings.topic_events,
+                [event(department_id, "UnitStatusChanged")],
+            )
             rows = await count_runs(db, department_id, 1)
         assert [r[1] for r in rows] == [workflow]
 
@@ -97,36 +118,54 @@ class TestIdempotency:
 
 class TestReplicas:
     async def test_two_replicas_share_partitions_and_never_duplicate(self, db, dispatcher_settings):
-        departments = list(range(9_000_000 + int(time.time()) % 100_000 * 10, 9_000_000 + int(time.time()) % 100_000 * 10 + 8))
+        departments = list(
+            range(
+                9_000_000 + int(time.time()) % 100_000 * 10, 9_000_000 + int(time.time()) % 100_000 * 10 + 8
+            )
+        )
         for dep in departments:
             await new_workflow(db, dep)
-        async with running_services(dispatcher_settings, executor=False, health=False) as one, \
-                running_services(dispatcher_settings, executor=False, health=False) as two:
+        async with (
+            running_services(dispatcher_settings, executor=False, health=False) as one,
+            running_services(dispatcher_settings, executor=False, health=False) as two,
+        ):
             events = [event(dep) for dep in departments for _ in range(25)]
             await produce(dispatcher_settings, dispatcher_settings.topic_events, events)
 
             async def all_stored():
-                rows = await fetch(db, "SELECT count(*), count(DISTINCT event_id) FROM workflow_runs "
-                                       "WHERE department_id = ANY(:d)", d=departments)
+                rows = await fetch(
+                    db,
+                    "SELECT count(*), count(DISTINCT event_id) FROM workflow_runs "
+                    "WHERE department_id = ANY(:d)",
+                    d=departments,
+                )
                 return rows[0] if rows[0][0] >= len(events) else None
 
             total, distinct = await wait_for(all_stored, timeout=60)
             await asyncio.sleep(1)
             assignments = [len(s["dispatcher"].consumer.assignment()) for s in (one, two)]  # type: ignore[attr-defined]
-        rows = await fetch(db, "SELECT count(*), count(DISTINCT event_id) FROM workflow_runs "
-                               "WHERE department_id = ANY(:d)", d=departments)
+        rows = await fetch(
+            db,
+            "SELECT count(*), count(DISTINCT event_id) FROM workflow_runs WHERE department_id = ANY(:d)",
+            d=departments,
+        )
         assert rows[0] == (len(events), len(events))
         assert all(a > 0 for a in assignments), assignments
         assert sum(assignments) == dispatcher_settings.partitions_events
 
 
 class TestRateLimits:
-    async def test_free_plan_runs_five_per_minute_and_defers_the_sixth(self, db, dispatcher_settings, department_id):
+    async def test_free_plan_runs_five_per_minute_and_defers_the_sixth(
+        self, db, dispatcher_settings, department_id
+    ):
         await new_workflow(db, department_id, 3)
         await away_from_minute_boundary()
         async with running_services(dispatcher_settings, executor=False, health=False):
-            await produce(dispatcher_settings, dispatcher_settings.topic_events,
-                          [event(department_id, 3) for _ in range(6)])
+            await produce(
+                dispatcher_settings,
+                dispatcher_settings.topic_events,
+                [event(department_id, 3) for _ in range(6)],
+            )
             rows = await count_runs(db, department_id, 6)
         now_runs = [r for r in rows if r[4] is None]
         later = [r for r in rows if r[4] is not None]
@@ -138,21 +177,30 @@ class TestRateLimits:
         assert deferred_until > datetime.now(UTC)
         assert later[0][5] is None  # not handed to executors yet
 
-    async def test_deferred_run_is_released_when_its_window_opens(self, db, dispatcher_settings, department_id):
+    async def test_deferred_run_is_released_when_its_window_opens(
+        self, db, dispatcher_settings, department_id
+    ):
         await new_workflow(db, department_id, 3)
         await away_from_minute_boundary()
         async with running_services(dispatcher_settings, executor=False, health=False):
-            await produce(dispatcher_settings, dispatcher_settings.topic_events,
-                          [event(department_id, 3) for _ in range(6)])
+            await produce(
+                dispatcher_settings,
+                dispatcher_settings.topic_events,
+                [event(department_id, 3) for _ in range(6)],
+            )
             rows = await count_runs(db, department_id, 6)
             deferred = next(r for r in rows if r[4] is not None)
             # Pretend the next window has opened instead of waiting for it.
-            await execute(db, "UPDATE workflow_runs SET next_attempt_on = now() WHERE workflow_run_id = :r",
-                          r=deferred[0])
+            await execute(
+                db,
+                "UPDATE workflow_runs SET next_attempt_on = now() WHERE workflow_run_id = :r",
+                r=deferred[0],
+            )
 
             async def released():
-                row = await fetch(db, "SELECT published_on FROM workflow_runs WHERE workflow_run_id = :r",
-                                  r=deferred[0])
+                row = await fetch(
+                    db, "SELECT published_on FROM workflow_runs WHERE workflow_run_id = :r", r=deferred[0]
+                )
                 return row[0][0]
 
             await wait_for(released, timeout=15)
@@ -169,7 +217,9 @@ class TestRateLimits:
         unit_workflow = await new_workflow(db, department_id, 3)
         await away_from_minute_boundary()
         async with running_services(dispatcher_settings, executor=False, health=False):
-            events = [event(department_id, 0) for _ in range(70)] + [event(department_id, 3) for _ in range(70)]
+            events = [event(department_id, 0) for _ in range(70)] + [
+                event(department_id, 3) for _ in range(70)
+            ]
             await produce(dispatcher_settings, dispatcher_settings.topic_events, events)
             rows = await count_runs(db, department_id, 140)
         calls = [r for r in rows if r[1] == call_workflow]
@@ -182,18 +232,30 @@ class TestRateLimits:
         await new_workflow(db, department_id, 0)
         await away_from_minute_boundary()
         async with running_services(dispatcher_settings, executor=False, health=False):
-            await produce(dispatcher_settings, dispatcher_settings.topic_events,
-                          [event(department_id, 0) for _ in range(7)])
+            await produce(
+                dispatcher_settings,
+                dispatcher_settings.topic_events,
+                [event(department_id, 0) for _ in range(7)],
+            )
             rows = await count_runs(db, department_id, 7)
         assert sum(r[4] is None for r in rows) == 5
 
-    async def test_daily_cap_fails_runs_over_fifty_with_a_clear_error(self, db, dispatcher_settings, department_id):
+    async def test_daily_cap_fails_runs_over_fifty_with_a_clear_error(
+        self, db, dispatcher_settings, department_id
+    ):
         await new_workflow(db, department_id, 3)
-        await execute(db, "INSERT INTO department_daily_usage (department_id, usage_date, channel, used) "
-                          "VALUES (:d, (now() AT TIME ZONE 'UTC')::date, 'runs', 48)", d=department_id)
+        await execute(
+            db,
+            "INSERT INTO department_daily_usage (department_id, usage_date, channel, used) "
+            "VALUES (:d, (now() AT TIME ZONE 'UTC')::date, 'runs', 48)",
+            d=department_id,
+        )
         async with running_services(dispatcher_settings, executor=False, health=False):
-            await produce(dispatcher_settings, dispatcher_settings.topic_events,
-                          [event(department_id, 3) for _ in range(4)])
+            await produce(
+                dispatcher_settings,
+                dispatcher_settings.topic_events,
+                [event(department_id, 3) for _ in range(4)],
+            )
             rows = await count_runs(db, department_id, 4)
             outcomes = await consume_all(dispatcher_settings, dispatcher_settings.topic_results, expect=2)
         failed = [r for r in rows if r[3] == 3]
@@ -204,8 +266,9 @@ class TestRateLimits:
 
 
 class TestPoisonMessages:
-    async def test_bad_messages_go_to_the_dlq_and_consumption_continues(self, db, dispatcher_settings,
-                                                                         department_id):
+    async def test_bad_messages_go_to_the_dlq_and_consumption_continues(
+        self, db, dispatcher_settings, department_id
+    ):
         workflow = await new_workflow(db, department_id, 0)
         bad = [
             b"{not json",
@@ -235,7 +298,8 @@ class TestPoisonMessages:
 
 class TestMatchingIndex:
     async def test_workflow_created_or_disabled_through_the_api_applies_within_a_second(
-            self, db, dispatcher_settings, api: httpx.AsyncClient, department_id):
+        self, db, dispatcher_settings, api: httpx.AsyncClient, department_id
+    ):
         async with running_services(dispatcher_settings, executor=False, health=False):
             created = await api.post("/api/v4/workflows", json={"Name": "Pager", "TriggerEventType": 9})
             assert created.status_code == 200, created.text
@@ -251,7 +315,9 @@ class TestMatchingIndex:
             await produce(dispatcher_settings, dispatcher_settings.topic_events, [event(department_id, 9)])
             marker = await new_workflow(db, department_id + 1_000_000, 9)
             await asyncio.sleep(1.0)
-            await produce(dispatcher_settings, dispatcher_settings.topic_events, [event(department_id + 1_000_000, 9)])
+            await produce(
+                dispatcher_settings, dispatcher_settings.topic_events, [event(department_id + 1_000_000, 9)]
+            )
             await count_runs(db, department_id + 1_000_000, 1)  # the later event was processed...
         assert len(await runs_of(db, department_id)) == 1  # ...and the disabled workflow got no run
         assert marker

@@ -40,27 +40,49 @@ async def db(settings) -> AsyncIterator[AsyncEngine]:
 async def seed(db: AsyncEngine, department_id: int) -> tuple[int, list[Outcome]]:
     outcomes = []
     async with db.begin() as conn:
-        workflow_id = (await conn.execute(text(
-            "INSERT INTO workflows (department_id, name, trigger_event_type, is_enabled, max_retry_count, "
-            "retry_backoff_base_seconds) VALUES (:d, 'health', 0, true, 3, 5) RETURNING workflow_id"),
-            {"d": department_id})).scalar_one()
+        workflow_id = (
+            await conn.execute(
+                text(
+                    "INSERT INTO workflows (department_id, name, trigger_event_type, is_enabled, max_retry_count, "
+                    "retry_backoff_base_seconds) VALUES (:d, 'health', 0, true, 3, 5) RETURNING workflow_id"
+                ),
+                {"d": department_id},
+            )
+        ).scalar_one()
         for i, (age, status, duration, error, is_test) in enumerate(RUNS):
             queued = NOW - age
             started = queued + timedelta(milliseconds=200)
             completed = started + timedelta(milliseconds=duration or 1000)
-            run_id = (await conn.execute(text(
-                "INSERT INTO workflow_runs (workflow_id, department_id, status, trigger_event_type, event_id, "
-                "attempt_number, is_test, queued_on, started_on, completed_on, error_message) "
-                "VALUES (:w, :d, :s, 0, :e, 1, :t, :q, :st, :c, :err) RETURNING workflow_run_id"),
-                {"w": workflow_id, "d": department_id, "s": int(status), "e": f"health-{i}", "t": is_test,
-                 "q": queued, "st": started, "c": completed, "err": error})).scalar_one()
+            run_id = (
+                await conn.execute(
+                    text(
+                        "INSERT INTO workflow_runs (workflow_id, department_id, status, trigger_event_type, event_id, "
+                        "attempt_number, is_test, queued_on, started_on, completed_on, error_message) "
+                        "VALUES (:w, :d, :s, 0, :e, 1, :t, :q, :st, :c, :err) RETURNING workflow_run_id"
+                    ),
+                    {
+                        "w": workflow_id,
+                        "d": department_id,
+                        "s": int(status),
+                        "e": f"health-{i}",
+                        "t": is_test,
+                        "q": queued,
+                        "st": started,
+                        "c": completed,
+                        "err": error,
+                    },
+                )
+            ).scalar_one()
             if not is_test:  # the health service ignores test outcomes before they reach apply_outcomes
                 outcomes.append(Outcome(run_id, workflow_id, status, queued, started, completed, error))
         # an unfinished run counts in the totals (not in the rollups yet, so from the runs table)
-        await conn.execute(text(
-            "INSERT INTO workflow_runs (workflow_id, department_id, status, trigger_event_type, event_id, "
-            "attempt_number, is_test, queued_on) VALUES (:w, :d, 0, 0, 'pending', 1, false, :q)"),
-            {"w": workflow_id, "d": department_id, "q": NOW - timedelta(hours=3)})
+        await conn.execute(
+            text(
+                "INSERT INTO workflow_runs (workflow_id, department_id, status, trigger_event_type, event_id, "
+                "attempt_number, is_test, queued_on) VALUES (:w, :d, 0, 0, 'pending', 1, false, :q)"
+            ),
+            {"w": workflow_id, "d": department_id, "q": NOW - timedelta(hours=3)},
+        )
     return workflow_id, outcomes
 
 
@@ -100,12 +122,23 @@ async def test_rebuild_from_runs_equals_incremental_rollups(db, department_id):
 
     async def snapshot():
         async with db.connect() as conn:
-            rollups = (await conn.execute(text(
-                "SELECT workflow_id, bucket_start, total_runs, success_runs, failed_runs, duration_sum_ms, "
-                "duration_count FROM health_rollups WHERE workflow_id = :w ORDER BY 2"), {"w": workflow_id})).all()
-            latest = (await conn.execute(text(
-                "SELECT workflow_id, last_run_on, last_error FROM health_latest WHERE workflow_id = :w"),
-                {"w": workflow_id})).all()
+            rollups = (
+                await conn.execute(
+                    text(
+                        "SELECT workflow_id, bucket_start, total_runs, success_runs, failed_runs, duration_sum_ms, "
+                        "duration_count FROM health_rollups WHERE workflow_id = :w ORDER BY 2"
+                    ),
+                    {"w": workflow_id},
+                )
+            ).all()
+            latest = (
+                await conn.execute(
+                    text(
+                        "SELECT workflow_id, last_run_on, last_error FROM health_latest WHERE workflow_id = :w"
+                    ),
+                    {"w": workflow_id},
+                )
+            ).all()
         return rollups, latest
 
     before = await snapshot()

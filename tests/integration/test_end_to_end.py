@@ -26,25 +26,38 @@ async def wait_for(predicate, *, timeout: float = 30.0, interval: float = 0.1): 
             await asyncio.sleep(interval)
 
 
-async def test_event_from_kafka_reaches_https_receiver(api: httpx.AsyncClient, settings: Settings,
-                                                       services: dict[str, object], local_ca, department_id: int):
+async def test_event_from_kafka_reaches_https_receiver(
+    api: httpx.AsyncClient, settings: Settings, services: dict[str, object], local_ca, department_id: int
+):
     async with HttpsPeer(local_ca, hostnames=["127.0.0.1", "localhost"]) as receiver:
         receiver_url = receiver.url("/incidents", host="127.0.0.1")
-        created = await api.post("/api/v4/workflows", json={"Name": "Notify CAD bridge", "TriggerEventType": 0})
+        created = await api.post(
+            "/api/v4/workflows", json={"Name": "Notify CAD bridge", "TriggerEventType": 0}
+        )
         assert created.status_code == 200, created.text
         workflow_id = created.json()["WorkflowId"]
-        step = await api.post(f"/api/v4/workflows/{workflow_id}/steps", json={
-            "ActionType": 3, "StepOrder": 1,
-            "OutputTemplate": '{"call": "{{ call.name }}", "priority": {{ call.priority }}, "dept": "{{ department.name }}"}',
-            "ActionConfig": json.dumps({"url": receiver_url}),
-        })
+        step = await api.post(
+            f"/api/v4/workflows/{workflow_id}/steps",
+            json={
+                "ActionType": 3,
+                "StepOrder": 1,
+                "OutputTemplate": '{"call": "{{ call.name }}", "priority": {{ call.priority }}, "dept": "{{ department.name }}"}',
+                "ActionConfig": json.dumps({"url": receiver_url}),
+            },
+        )
         assert step.status_code == 200, step.text
 
         event_id = str(uuid.uuid4())
-        event = {"EventId": event_id, "DepartmentId": department_id, "EventType": 0,
-                 "OccurredOn": "2026-11-29T12:00:00Z",
-                 "Payload": {"call": {"id": 1001, "name": "Structure Fire", "priority": 3},
-                             "department": {"name": "Springfield FD"}}}
+        event = {
+            "EventId": event_id,
+            "DepartmentId": department_id,
+            "EventType": 0,
+            "OccurredOn": "2026-11-29T12:00:00Z",
+            "Payload": {
+                "call": {"id": 1001, "name": "Structure Fire", "priority": 3},
+                "department": {"name": "Springfield FD"},
+            },
+        }
         producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
         await producer.start()
         try:
@@ -54,7 +67,9 @@ async def test_event_from_kafka_reaches_https_receiver(api: httpx.AsyncClient, s
                 return workflow_id in index.match(department_id, 0)
 
             await wait_for(indexed, timeout=10)  # the dispatcher's index picked up the new workflow
-            await producer.send_and_wait(settings.topic_events, orjson.dumps(event), key=str(department_id).encode())
+            await producer.send_and_wait(
+                settings.topic_events, orjson.dumps(event), key=str(department_id).encode()
+            )
         finally:
             await producer.stop()
 
@@ -68,11 +83,18 @@ async def test_event_from_kafka_reaches_https_receiver(api: httpx.AsyncClient, s
 
     engine = create_async_engine(settings.database_url)
     try:
+
         async def completed():
             async with engine.connect() as conn:
-                return (await conn.execute(text(
-                    "SELECT workflow_run_id, status, error_message FROM workflow_runs "
-                    "WHERE workflow_id = :w AND event_id = :e"), {"w": workflow_id, "e": event_id})).first()
+                return (
+                    await conn.execute(
+                        text(
+                            "SELECT workflow_run_id, status, error_message FROM workflow_runs "
+                            "WHERE workflow_id = :w AND event_id = :e"
+                        ),
+                        {"w": workflow_id, "e": event_id},
+                    )
+                ).first()
 
         async def run_completed():
             row = await completed()
@@ -81,9 +103,14 @@ async def test_event_from_kafka_reaches_https_receiver(api: httpx.AsyncClient, s
         run_id, status, error = await wait_for(run_completed)
         assert error is None
         async with engine.connect() as conn:
-            logs = (await conn.execute(text(
-                "SELECT status, action_result, rendered_output FROM workflow_run_logs WHERE workflow_run_id = :r"),
-                {"r": run_id})).all()
+            logs = (
+                await conn.execute(
+                    text(
+                        "SELECT status, action_result, rendered_output FROM workflow_run_logs WHERE workflow_run_id = :r"
+                    ),
+                    {"r": run_id},
+                )
+            ).all()
         assert len(logs) == 1
         assert logs[0][0] == 2
         assert logs[0][1].startswith("HTTP 200")
@@ -91,9 +118,12 @@ async def test_event_from_kafka_reaches_https_receiver(api: httpx.AsyncClient, s
 
         async def counted():
             async with engine.connect() as conn:
-                return (await conn.execute(text(
-                    "SELECT total_runs, success_runs FROM health_rollups WHERE workflow_id = :w"),
-                    {"w": workflow_id})).first()
+                return (
+                    await conn.execute(
+                        text("SELECT total_runs, success_runs FROM health_rollups WHERE workflow_id = :w"),
+                        {"w": workflow_id},
+                    )
+                ).first()
 
         assert await wait_for(counted) == (1, 1)
     finally:
@@ -107,7 +137,7 @@ async def test_event_from_kafka_reaches_https_receiver(api: httpx.AsyncClient, s
     assert health.status_code == 200
     assert health.json()["checks"]["database"] is True
     values = parse_metrics(scraped)
-    assert values['wf_dispatcher_events_consumed_total'] >= 1
+    assert values["wf_dispatcher_events_consumed_total"] >= 1
     assert values['wf_dispatcher_runs_created_total{outcome="due"}'] >= 1
     assert values['wf_executor_runs_total{status="Completed"}'] >= 1
     assert values['wf_executor_steps_total{action="CallApiPost",status="Completed"}'] >= 1

@@ -30,48 +30,138 @@ def secret(kind: str) -> str:
 
 def credentials() -> list[tuple[CredentialType, ActionType, dict[str, object], dict[str, object], list[str]]]:
     """(type, action, credential data, action config, the secret strings that must never leak)."""
-    s = {name: secret(name) for name in (
-        "smtp", "twilio", "ftp", "sftp", "s3", "bearer", "basic", "apikey", "teams", "slack", "discord",
-        "azure", "box", "dropboxrefresh", "dropboxapp")}
+    s = {
+        name: secret(name)
+        for name in (
+            "smtp",
+            "twilio",
+            "ftp",
+            "sftp",
+            "s3",
+            "bearer",
+            "basic",
+            "apikey",
+            "teams",
+            "slack",
+            "discord",
+            "azure",
+            "box",
+            "dropboxrefresh",
+            "dropboxapp",
+        )
+    }
     azure_key = "QzE" + s["azure"] + "AAAA=="
     https_closed = f"https://{CLOSED}:{CLOSED_PORT}/hook"
     return [
-        (CredentialType.Smtp, ActionType.SendEmail,
-         {"host": CLOSED, "port": CLOSED_PORT, "username": "mailer", "password": s["smtp"], "security": "none",
-          "fromAddress": "alerts@example.org"},
-         {"to": "chief@example.org", "subject": "Fire"}, [s["smtp"]]),
-        (CredentialType.Twilio, ActionType.SendSms,
-         {"accountSid": "AC" + "0" * 32, "authToken": s["twilio"], "fromNumber": "+15551230000"},
-         {"to": "+15551239999"}, [s["twilio"]]),
-        (CredentialType.Ftp, ActionType.UploadFileFtp,
-         {"host": CLOSED, "port": CLOSED_PORT, "username": "ftpuser", "password": s["ftp"]},
-         {"remotePath": "/in"}, [s["ftp"]]),
-        (CredentialType.Sftp, ActionType.UploadFileSftp,
-         {"host": CLOSED, "port": CLOSED_PORT, "username": "sftpuser", "password": s["sftp"]},
-         {"remotePath": "/in"}, [s["sftp"]]),
-        (CredentialType.AwsS3, ActionType.UploadFileS3,
-         {"accessKeyId": "AKIAEXAMPLEEXAMPLE", "secretAccessKey": s["s3"], "bucketName": "wf-bucket",
-          "endpointUrl": f"https://{CLOSED}:{CLOSED_PORT}"},
-         {}, [s["s3"]]),
-        (CredentialType.HttpBearer, ActionType.CallApiPost, {"token": s["bearer"]}, {"url": https_closed},
-         [s["bearer"]]),
-        (CredentialType.HttpBasic, ActionType.CallApiPut, {"username": "api", "password": s["basic"]},
-         {"url": https_closed}, [s["basic"]]),
-        (CredentialType.HttpApiKey, ActionType.CallApiGet, {"headerName": "X-Api-Key", "apiKey": s["apikey"]},
-         {"url": https_closed}, [s["apikey"]]),
-        (CredentialType.MicrosoftTeams, ActionType.SendTeamsMessage,
-         {"webhookUrl": f"https://contoso.webhook.office.com/webhookb2/{s['teams']}"}, {}, [s["teams"]]),
-        (CredentialType.Slack, ActionType.SendSlackMessage,
-         {"webhookUrl": f"https://hooks.slack.com/services/T0000/B0000/{s['slack']}"}, {}, [s["slack"]]),
-        (CredentialType.Discord, ActionType.SendDiscordMessage,
-         {"webhookUrl": f"https://discord.com/api/webhooks/1234/{s['discord']}"}, {}, [s["discord"]]),
-        (CredentialType.AzureBlobStorage, ActionType.UploadFileAzureBlob,
-         {"accountName": "devstoreaccount1", "accountKey": azure_key, "containerName": "workflows",
-          "accountUrl": f"https://{CLOSED}:{CLOSED_PORT}/devstoreaccount1"}, {}, [s["azure"]]),
+        (
+            CredentialType.Smtp,
+            ActionType.SendEmail,
+            {
+                "host": CLOSED,
+                "port": CLOSED_PORT,
+                "username": "mailer",
+                "password": s["smtp"],
+                "security": "none",
+                "fromAddress": "alerts@example.org",
+            },
+            {"to": "chief@example.org", "subject": "Fire"},
+            [s["smtp"]],
+        ),
+        (
+            CredentialType.Twilio,
+            ActionType.SendSms,
+            {"accountSid": "AC" + "0" * 32, "authToken": s["twilio"], "fromNumber": "+15551230000"},
+            {"to": "+15551239999"},
+            [s["twilio"]],
+        ),
+        (
+            CredentialType.Ftp,
+            ActionType.UploadFileFtp,
+            {"host": CLOSED, "port": CLOSED_PORT, "username": "ftpuser", "password": s["ftp"]},
+            {"remotePath": "/in"},
+            [s["ftp"]],
+        ),
+        (
+            CredentialType.Sftp,
+            ActionType.UploadFileSftp,
+            {"host": CLOSED, "port": CLOSED_PORT, "username": "sftpuser", "password": s["sftp"]},
+            {"remotePath": "/in"},
+            [s["sftp"]],
+        ),
+        (
+            CredentialType.AwsS3,
+            ActionType.UploadFileS3,
+            {
+                "accessKeyId": "AKIAEXAMPLEEXAMPLE",
+                "secretAccessKey": s["s3"],
+                "bucketName": "wf-bucket",
+                "endpointUrl": f"https://{CLOSED}:{CLOSED_PORT}",
+            },
+            {},
+            [s["s3"]],
+        ),
+        (
+            CredentialType.HttpBearer,
+            ActionType.CallApiPost,
+            {"token": s["bearer"]},
+            {"url": https_closed},
+            [s["bearer"]],
+        ),
+        (
+            CredentialType.HttpBasic,
+            ActionType.CallApiPut,
+            {"username": "api", "password": s["basic"]},
+            {"url": https_closed},
+            [s["basic"]],
+        ),
+        (
+            CredentialType.HttpApiKey,
+            ActionType.CallApiGet,
+            {"headerName": "X-Api-Key", "apiKey": s["apikey"]},
+            {"url": https_closed},
+            [s["apikey"]],
+        ),
+        (
+            CredentialType.MicrosoftTeams,
+            ActionType.SendTeamsMessage,
+            {"webhookUrl": f"https://contoso.webhook.office.com/webhookb2/{s['teams']}"},
+            {},
+            [s["teams"]],
+        ),
+        (
+            CredentialType.Slack,
+            ActionType.SendSlackMessage,
+            {"webhookUrl": f"https://hooks.slack.com/services/T0000/B0000/{s['slack']}"},
+            {},
+            [s["slack"]],
+        ),
+        (
+            CredentialType.Discord,
+            ActionType.SendDiscordMessage,
+            {"webhookUrl": f"https://discord.com/api/webhooks/1234/{s['discord']}"},
+            {},
+            [s["discord"]],
+        ),
+        (
+            CredentialType.AzureBlobStorage,
+            ActionType.UploadFileAzureBlob,
+            {
+                "accountName": "devstoreaccount1",
+                "accountKey": azure_key,
+                "containerName": "workflows",
+                "accountUrl": f"https://{CLOSED}:{CLOSED_PORT}/devstoreaccount1",
+            },
+            {},
+            [s["azure"]],
+        ),
         (CredentialType.Box, ActionType.UploadFileBox, {"developerToken": s["box"]}, {}, [s["box"]]),
-        (CredentialType.Dropbox, ActionType.UploadFileDropbox,
-         {"refreshToken": s["dropboxrefresh"], "appKey": "appkey1", "appSecret": s["dropboxapp"]}, {},
-         [s["dropboxrefresh"], s["dropboxapp"]]),
+        (
+            CredentialType.Dropbox,
+            ActionType.UploadFileDropbox,
+            {"refreshToken": s["dropboxrefresh"], "appKey": "appkey1", "appSecret": s["dropboxapp"]},
+            {},
+            [s["dropboxrefresh"], s["dropboxapp"]],
+        ),
     ]
 
 
@@ -83,8 +173,9 @@ def captured_logs():
     structlog.reset_defaults()
 
 
-async def test_no_secret_leaves_the_vault(api: httpx.AsyncClient, settings, services, department_id,
-                                          captured_logs):
+async def test_no_secret_leaves_the_vault(
+    api: httpx.AsyncClient, settings, services, department_id, captured_logs
+):
     engine = create_engine(settings, pool_size=1)
     try:
         async with session_scope(create_sessionmaker(engine)) as session:
@@ -92,20 +183,29 @@ async def test_no_secret_leaves_the_vault(api: httpx.AsyncClient, settings, serv
     finally:
         await engine.dispose()
 
-    created = await api.post("/api/v4/workflows", json={"Name": "Every credential", "TriggerEventType": 11,
-                                                         "MaxRetryCount": 0})
+    created = await api.post(
+        "/api/v4/workflows", json={"Name": "Every credential", "TriggerEventType": 11, "MaxRetryCount": 0}
+    )
     assert created.status_code == 200, created.text
     workflow_id = created.json()["WorkflowId"]
     secrets: list[str] = []
     for order, (ctype, action, data, config, leaks) in enumerate(credentials()):
         secrets.extend(leaks)
-        cred = await api.post("/api/v4/workflows/credentials",
-                              json={"Name": f"{ctype.name} credential", "CredentialType": int(ctype), "Data": data})
+        cred = await api.post(
+            "/api/v4/workflows/credentials",
+            json={"Name": f"{ctype.name} credential", "CredentialType": int(ctype), "Data": data},
+        )
         assert cred.status_code == 200, (ctype.name, cred.text)
-        step = await api.post(f"/api/v4/workflows/{workflow_id}/steps", json={
-            "ActionType": int(action), "StepOrder": order, "OutputTemplate": "Log entry {{ log.id }}",
-            "ActionConfig": json.dumps(config), "WorkflowCredentialId": cred.json()["WorkflowCredentialId"],
-        })
+        step = await api.post(
+            f"/api/v4/workflows/{workflow_id}/steps",
+            json={
+                "ActionType": int(action),
+                "StepOrder": order,
+                "OutputTemplate": "Log entry {{ log.id }}",
+                "ActionConfig": json.dumps(config),
+                "WorkflowCredentialId": cred.json()["WorkflowCredentialId"],
+            },
+        )
         assert step.status_code == 200, (action.name, step.text)
 
     index = services["dispatcher"].index
@@ -118,14 +218,22 @@ async def test_no_secret_leaves_the_vault(api: httpx.AsyncClient, settings, serv
 
     db = create_async_engine(settings.database_url)
     try:
+
         async def finished():
-            rows = await fetch(db, "SELECT workflow_run_id, status, error_message FROM workflow_runs "
-                                   "WHERE workflow_id = :w", w=workflow_id)
+            rows = await fetch(
+                db,
+                "SELECT workflow_run_id, status, error_message FROM workflow_runs WHERE workflow_id = :w",
+                w=workflow_id,
+            )
             return rows if rows and rows[0][1] in (2, 3) else None
 
-        (run_id, status, run_error), = await wait_for(finished, timeout=120)
-        logs = await fetch(db, "SELECT status, rendered_output, action_result, error_message "
-                               "FROM workflow_run_logs WHERE workflow_run_id = :r", r=run_id)
+        ((run_id, status, run_error),) = await wait_for(finished, timeout=120)
+        logs = await fetch(
+            db,
+            "SELECT status, rendered_output, action_result, error_message "
+            "FROM workflow_run_logs WHERE workflow_run_id = :r",
+            r=run_id,
+        )
     finally:
         await db.dispose()
     assert status == 3  # every step failed, as intended

@@ -27,11 +27,18 @@ def spans() -> InMemorySpanExporter:
 
 async def test_one_trace_from_api_to_action(api: httpx.AsyncClient, services, local_ca, department_id, spans):
     async with HttpsPeer(local_ca, hostnames=["127.0.0.1"]) as receiver:
-        workflow = (await api.post("/api/v4/workflows", json={"Name": "Traced", "TriggerEventType": 9})).json()
-        step = await api.post(f"/api/v4/workflows/{workflow['WorkflowId']}/steps", json={
-            "ActionType": 3, "StepOrder": 1, "OutputTemplate": '{"note": "{{ note.title }}"}',
-            "ActionConfig": json.dumps({"url": receiver.url("/notes", host="127.0.0.1")}),
-        })
+        workflow = (
+            await api.post("/api/v4/workflows", json={"Name": "Traced", "TriggerEventType": 9})
+        ).json()
+        step = await api.post(
+            f"/api/v4/workflows/{workflow['WorkflowId']}/steps",
+            json={
+                "ActionType": 3,
+                "StepOrder": 1,
+                "OutputTemplate": '{"note": "{{ note.title }}"}',
+                "ActionConfig": json.dumps({"url": receiver.url("/notes", host="127.0.0.1")}),
+            },
+        )
         assert step.status_code == 200, step.text
         index = services["dispatcher"].index
 
@@ -39,8 +46,10 @@ async def test_one_trace_from_api_to_action(api: httpx.AsyncClient, services, lo
             return workflow["WorkflowId"] in index.match(department_id, 9)
 
         await wait_for(indexed, timeout=10)
-        published = await api.post("/api/v4/workflows/events", json={
-            "EventType": "NoteAdded", "Payload": {"note": {"title": "Hydrant out of service"}}})
+        published = await api.post(
+            "/api/v4/workflows/events",
+            json={"EventType": "NoteAdded", "Payload": {"note": {"title": "Hydrant out of service"}}},
+        )
         assert published.status_code == 202, published.text
 
         async def delivered():
@@ -49,12 +58,18 @@ async def test_one_trace_from_api_to_action(api: httpx.AsyncClient, services, lo
         request = (await wait_for(delivered))[0]
 
     async def step_span():
-        return [s for s in spans.get_finished_spans() if s.name == "step CallApiPost"
-                and s.attributes.get("workflows.run_id") is not None]
+        return [
+            s
+            for s in spans.get_finished_spans()
+            if s.name == "step CallApiPost" and s.attributes.get("workflows.run_id") is not None
+        ]
 
     await wait_for(step_span, timeout=10)
-    finished = {s.name: s for s in spans.get_finished_spans()
-                if s.context.trace_id == (await step_span())[-1].context.trace_id}
+    finished = {
+        s.name: s
+        for s in spans.get_finished_spans()
+        if s.context.trace_id == (await step_span())[-1].context.trace_id
+    }
     assert {"event.publish", "dispatch", "run.execute", "step CallApiPost"} <= set(finished)
     by_id = {s.context.span_id: s for s in finished.values()}
     chain = []

@@ -22,14 +22,19 @@ def isolated(settings: Settings, **overrides: Any) -> Settings:
     """Settings with topics and consumer groups of their own, so a test's services see only its messages."""
     tag = uuid.uuid4().hex[:8]
     values: dict[str, Any] = {
-        "topic_events": f"events-{tag}", "topic_runs": f"runs-{tag}", "topic_results": f"results-{tag}",
-        "topic_dlq": f"dlq-{tag}", "consumer_group_prefix": f"test-{tag}",
+        "topic_events": f"events-{tag}",
+        "topic_runs": f"runs-{tag}",
+        "topic_results": f"results-{tag}",
+        "topic_dlq": f"dlq-{tag}",
+        "consumer_group_prefix": f"test-{tag}",
     }
     values.update(overrides)
     return settings.model_copy(update=values)
 
 
-async def wait_for(predicate: Callable[[], Awaitable[T]], *, timeout: float = 30.0, interval: float = 0.1) -> T:
+async def wait_for(
+    predicate: Callable[[], Awaitable[T]], *, timeout: float = 30.0, interval: float = 0.1
+) -> T:
     async with asyncio.timeout(timeout):
         while True:
             result = await predicate()
@@ -38,32 +43,54 @@ async def wait_for(predicate: Callable[[], Awaitable[T]], *, timeout: float = 30
             await asyncio.sleep(interval)
 
 
-def event(department_id: int, event_type: int | str = 0, *, event_id: str | None = None,
-          payload: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"EventId": event_id or str(uuid.uuid4()), "DepartmentId": department_id, "EventType": event_type,
-            "OccurredOn": "2026-11-29T12:00:00Z", "Payload": payload or {"call": {"id": 1, "name": "Test"}}}
+def event(
+    department_id: int,
+    event_type: int | str = 0,
+    *,
+    event_id: str | None = None,
+    payload: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "EventId": event_id or str(uuid.uuid4()),
+        "DepartmentId": department_id,
+        "EventType": event_type,
+        "OccurredOn": "2026-11-29T12:00:00Z",
+        "Payload": payload or {"call": {"id": 1, "name": "Test"}},
+    }
 
 
-async def produce(settings: Settings, topic: str, messages: Sequence[bytes | dict[str, Any]],
-                  *, key: bytes | None = None) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, max_request_size=4 * 1024 * 1024,
-                                acks="all")
+async def produce(
+    settings: Settings, topic: str, messages: Sequence[bytes | dict[str, Any]], *, key: bytes | None = None
+) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap, max_request_size=4 * 1024 * 1024, acks="all"
+    )
     await producer.start()
     try:
         futures = []
         for message in messages:
             value = message if isinstance(message, bytes) else orjson.dumps(message)
-            msg_key = key if key is not None or isinstance(message, bytes) else str(message["DepartmentId"]).encode()
+            msg_key = (
+                key
+                if key is not None or isinstance(message, bytes)
+                else str(message["DepartmentId"]).encode()
+            )
             futures.append(await producer.send(topic, value=value, key=msg_key))
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
 
 
-async def consume_all(settings: Settings, topic: str, *, expect: int, timeout: float = 30.0
-                      ) -> list[ConsumerRecord[bytes, bytes]]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap, group_id=None,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
+async def consume_all(
+    settings: Settings, topic: str, *, expect: int, timeout: float = 30.0
+) -> list[ConsumerRecord[bytes, bytes]]:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     await consumer.start()
     records: list[ConsumerRecord[bytes, bytes]] = []
     try:

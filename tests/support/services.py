@@ -13,8 +13,9 @@ from wf.procs import free_port
 
 
 @asynccontextmanager
-async def running_services(settings: Settings, *, dispatcher: bool = True, executor: bool = True,
-                           health: bool = True) -> AsyncIterator[dict[str, object]]:
+async def running_services(
+    settings: Settings, *, dispatcher: bool = True, executor: bool = True, health: bool = True
+) -> AsyncIterator[dict[str, object]]:
     started: dict[str, object] = {}
     try:
         if dispatcher:

@@ -34,4 +34,5 @@ class HealthService:
             LastError=figures.last_error,
         )
 
+
 health_service = HealthService()
