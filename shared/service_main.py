@@ -13,6 +13,14 @@ class Service(Protocol):
     async def stop(self) -> None: ...
 
 
+async def wait_for_failure(tasks: list[asyncio.Task[None]]) -> None:
+    """Return when the first of a service's long-running tasks fails, re-raising its error."""
+    done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    for task in done:
+        if not task.cancelled() and (error := task.exception()) is not None:
+            raise error
+
+
 async def run_service(service: Service) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

@@ -17,8 +17,10 @@ from shared.config import Settings
 from shared.db.engine import create_engine, database_ready
 from shared.kafka.batches import BatchLoop
 from shared.kafka.clients import create_consumer, create_producer
+from shared.kafka.lag import consumer_lag
 from shared.kafka.topics import ensure_topics
 from shared.logging import get_logger
+from shared.service_main import wait_for_failure
 from shared.sidecar import SideServer
 
 log = get_logger(__name__)
@@ -44,7 +46,7 @@ class DispatcherService:
     async def start(self) -> None:
         settings = self.settings
         settings.require_infrastructure()
-        self.engine = create_engine(settings)
+        self.engine = create_engine(settings, pre_ping=False)
         if settings.kafka_create_topics:
             await ensure_topics(settings)
         self.producer = create_producer(settings)
@@ -74,10 +76,7 @@ class DispatcherService:
         log.info("dispatcher.started", workflows=len(self.index))
 
     async def wait(self) -> None:
-        done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_EXCEPTION)
-        for task in done:
-            if task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
+        await wait_for_failure(self._tasks)
 
     async def stop(self) -> None:
         if self.loop is not None:
@@ -150,17 +149,3 @@ class DispatcherService:
             with contextlib.suppress(Exception):
                 await scheduler.measure_queue()
                 metrics.CONSUMER_LAG.set(await consumer_lag(self.consumer))
-
-
-async def consumer_lag(consumer: AIOKafkaConsumer | None) -> int:
-    if consumer is None:
-        return 0
-    partitions = list(consumer.assignment())
-    if not partitions:
-        return 0
-    ends = await consumer.end_offsets(partitions)
-    lag = 0
-    for tp in partitions:
-        committed = await consumer.committed(tp)
-        lag += max(0, ends[tp] - (committed or 0))
-    return lag

@@ -124,10 +124,11 @@ class RunExecutor:
         self.in_flight: set[int] = set()
 
     async def process(self, run_id: int) -> None:
-        run = await self.store.claim(run_id)
-        if run is None:
+        claimed = await self.store.claim(run_id)
+        if claimed is None:
             metrics.RUNS_SKIPPED.inc()
             return
+        run, definition, resumed = claimed
         self.in_flight.add(run.run_id)
         bound = log.bind(
             run_id=run.run_id,
@@ -137,10 +138,11 @@ class RunExecutor:
             attempt=run.attempt,
         )
         try:
-            definition, ledger = await self.store.load(run)
             if definition is None:
                 await self._settle(run, None, RunStatus.Failed, "The workflow was deleted")
                 return
+            # A first attempt of a fresh run has nothing in the ledger yet: skip the read.
+            ledger = await self.store.ledger(run.run_id) if resumed or run.attempt > 1 else {}
             report = await self._perform(run, definition, ledger)
             if report.stopped:
                 bound.info("run.stopped")

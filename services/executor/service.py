@@ -27,6 +27,7 @@ from shared.kafka.lag import consumer_lag
 from shared.kafka.topics import ensure_topics
 from shared.keys import keyring_from
 from shared.logging import get_logger
+from shared.service_main import wait_for_failure
 from shared.sidecar import SideServer
 from shared.tracing import context_from_headers, tracer
 
@@ -64,7 +65,7 @@ class ExecutorService:
     async def start(self) -> None:
         settings = self.settings
         settings.require_infrastructure()
-        self.engine = create_engine(settings, pool_size=max(settings.db_pool_size, 20))
+        self.engine = create_engine(settings, pool_size=max(settings.db_pool_size, 20), pre_ping=False)
         if settings.kafka_create_topics:
             await ensure_topics(settings)
         self.producer = create_producer(settings)
@@ -145,10 +146,7 @@ class ExecutorService:
                 metrics.CONSUMER_LAG.set(await consumer_lag(self.consumer))
 
     async def wait(self) -> None:
-        done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_EXCEPTION)
-        for task in done:
-            if task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
+        await wait_for_failure(self._tasks)
 
     async def stop(self) -> None:
         if self.loop is not None:

@@ -12,27 +12,25 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 # A run can be claimed when it is waiting and due, or when its previous executor's lease ran out.
 CLAIM = text(
     """
-    UPDATE workflow_runs
-    SET status = 1, started_on = coalesce(started_on, now()), lease_owner = :owner,
-        lease_until = now() + make_interval(secs => :lease)
-    WHERE workflow_run_id = :run_id
-      AND ((status IN (0, 5) AND coalesce(next_attempt_on, now()) <= now())
-           OR (status = 1 AND lease_until < now()))
-    RETURNING workflow_id, department_id, trigger_event_type, event_id, attempt_number, is_test,
-              input_payload, occurred_on, queued_on, started_on
-    """
-)
-
-LOAD_DEFINITION = text(
-    """
-    SELECT w.name, w.max_retry_count, w.retry_backoff_base_seconds, coalesce(d.plan, 'Free'),
-           s.workflow_step_id, s.action_type, s.step_order, s.output_template, s.action_config,
-           s.workflow_credential_id, s.condition_expression
-    FROM workflows w
-    LEFT JOIN departments d ON d.department_id = w.department_id
-    LEFT JOIN workflow_steps s ON s.workflow_id = w.workflow_id AND s.is_enabled
-    WHERE w.workflow_id = :workflow_id
-    ORDER BY s.step_order, s.workflow_step_id
+    WITH claimed AS (
+        UPDATE workflow_runs
+        SET status = 1, started_on = coalesce(started_on, now()), lease_owner = :owner,
+            lease_until = now() + make_interval(secs => :lease)
+        WHERE workflow_run_id = :run_id
+          AND ((status IN (0, 5) AND coalesce(next_attempt_on, now()) <= now())
+               OR (status = 1 AND lease_until < now()))
+        RETURNING workflow_id, department_id, trigger_event_type, event_id, attempt_number, is_test,
+                  input_payload, occurred_on, queued_on, started_on, started_on < now() AS resumed
+    )
+    SELECT c.*, w.name, w.max_retry_count, w.retry_backoff_base_seconds, coalesce(d.plan, 'Free'),
+           (SELECT json_agg(json_build_array(s.workflow_step_id, s.action_type, s.step_order,
+                                             s.output_template, s.action_config, s.workflow_credential_id,
+                                             s.condition_expression)
+                            ORDER BY s.step_order, s.workflow_step_id)
+            FROM workflow_steps s WHERE s.workflow_id = c.workflow_id AND s.is_enabled)
+    FROM claimed c
+    LEFT JOIN workflows w ON w.workflow_id = c.workflow_id
+    LEFT JOIN departments d ON d.department_id = c.department_id
     """
 )
 
@@ -142,7 +140,13 @@ class RunStore:
         self.owner = owner
         self.lease_s = lease_s
 
-    async def claim(self, run_id: int) -> ClaimedRun | None:
+    async def claim(self, run_id: int) -> tuple[ClaimedRun, RunDefinition | None, bool] | None:
+        """Claim the run and read its workflow and steps in the same round trip.
+
+        Returns the run, its definition (None when the workflow was deleted) and whether the run was
+        started before (a retry, or a run taken over from an executor that died), i.e. whether it may
+        have steps in the ledger already.
+        """
         async with self.db.connect() as conn:
             row = (
                 await conn.execute(CLAIM, {"run_id": run_id, "owner": self.owner, "lease": self.lease_s})
@@ -160,8 +164,14 @@ class RunStore:
             occurred_on,
             queued_on,
             started_on,
+            resumed,
+            name,
+            max_retry,
+            backoff,
+            plan,
+            steps,
         ) = row
-        return ClaimedRun(
+        run = ClaimedRun(
             run_id,
             workflow_id,
             dep,
@@ -174,19 +184,16 @@ class RunStore:
             queued_on,
             started_on,
         )
+        definition = None
+        if name is not None:
+            definition = RunDefinition(
+                name, max_retry, backoff, plan, [StepDefinition(*step) for step in steps or []]
+            )
+        return run, definition, bool(resumed)
 
-    async def load(self, run: ClaimedRun) -> tuple[RunDefinition | None, dict[int, str]]:
+    async def ledger(self, run_id: int) -> dict[int, str]:
         async with self.db.connect() as conn:
-            rows = (await conn.execute(LOAD_DEFINITION, {"workflow_id": run.workflow_id})).all()
-            ledger: dict[int, str] = dict((await conn.execute(LOAD_LEDGER, {"run_id": run.run_id})).all())
-        if not rows:
-            return None, ledger
-        name, max_retry, backoff, plan = rows[0][:4]
-        definition = RunDefinition(name, max_retry, backoff, plan)
-        for row in rows:
-            if row[4] is not None:
-                definition.steps.append(StepDefinition(*row[4:]))
-        return definition, ledger
+            return dict((await conn.execute(LOAD_LEDGER, {"run_id": run_id})).all())
 
     async def credentials(
         self, department_id: int, ids: list[int]

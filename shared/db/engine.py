@@ -11,12 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from shared.config import Settings
 
 
-def create_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncEngine:
+def create_engine(settings: Settings, *, pool_size: int | None = None, pre_ping: bool = True) -> AsyncEngine:
+    """``pre_ping`` costs a round trip per checkout; consumers that retry their unit of work anyway
+    turn it off and let a stale connection (after a database restart) fail one attempt instead."""
     return create_async_engine(
         settings.database_url,
         pool_size=pool_size or settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         pool_recycle=1800,
         # psycopg prepares statements after 5 uses; the hot paths run the same few statements.
         connect_args={"prepare_threshold": 5, "connect_timeout": 5},
