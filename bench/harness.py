@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from shared.config import Environment, Settings
 from shared.db.migrate import upgrade
+from wf.infra import Infrastructure
 from wf.kafka_local import LocalKafka
 from wf.postgres_local import LocalPostgres
 from wf.procs import free_port, port_open, stop_pid
@@ -40,20 +41,6 @@ BENCH_MASTER_KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 
 def say(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-@dataclass
-class Infrastructure:
-    database_url: str
-    kafka_bootstrap: str
-    postgres: LocalPostgres | None = None
-    kafka: LocalKafka | None = None
-
-    def stop(self) -> None:
-        if self.kafka is not None and (pid := self.kafka.running_pid()) is not None:
-            stop_pid(pid, timeout=30)
-        if self.postgres is not None:
-            self.postgres.stop()
 
 
 def start_infrastructure() -> Infrastructure:

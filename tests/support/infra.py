@@ -6,11 +6,11 @@ from __future__ import annotations
 import base64
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 from shared.config import Environment, Settings
 from shared.db.migrate import upgrade
+from wf.infra import Infrastructure
 from wf.kafka_local import LocalKafka
 from wf.postgres_local import LocalPostgres
 from wf.procs import stop_pid
@@ -21,20 +21,6 @@ TEST_RUN_DIR = Path(os.environ.get("WF_TEST_RUN_DIR", REPO / ".run" / "test")).r
 # Fixed test-only keys: never used outside the test suite.
 TEST_JWT_SECRET = "test-only-jwt-secret-0123456789abcdef0123456789"
 TEST_MASTER_KEY = base64.b64encode(bytes(range(32))).decode()
-
-
-@dataclass
-class Infrastructure:
-    database_url: str
-    kafka_bootstrap: str
-    postgres: LocalPostgres | None = None
-    kafka: LocalKafka | None = None
-
-    def stop(self) -> None:
-        if self.kafka is not None and (pid := self.kafka.running_pid()) is not None:
-            stop_pid(pid, timeout=30)
-        if self.postgres is not None:
-            self.postgres.stop()
 
 
 def start_infrastructure() -> Infrastructure:

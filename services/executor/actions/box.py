@@ -36,6 +36,7 @@ from services.executor.actions.results import (
     HttpReply,
     body_snippet,
     http_request,
+    json_object,
     redact_error,
     required_text,
     status_error,
@@ -111,11 +112,7 @@ async def _access_token(credential: Mapping[str, Any], deps: ActionDeps) -> str:
 
 
 def _json(reply: HttpReply) -> dict[str, Any]:
-    try:
-        value = json.loads(reply.text)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
+    return json_object(reply.text)
 
 
 def _error_text(reply: HttpReply) -> str:

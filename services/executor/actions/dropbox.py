@@ -20,6 +20,7 @@ from services.executor.actions.results import (
     HttpReply,
     body_snippet,
     http_request,
+    json_object,
     redact_error,
     required_text,
     status_error,
@@ -32,11 +33,7 @@ _WRITE_MODES = ("add", "overwrite")
 
 
 def _json(reply: HttpReply) -> dict[str, Any]:
-    try:
-        value = json.loads(reply.text)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
+    return json_object(reply.text)
 
 
 def _error_text(reply: HttpReply) -> str:

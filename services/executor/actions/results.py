@@ -6,6 +6,7 @@ and one HTTP request helper that maps transport failures to permanent or transie
 
 from __future__ import annotations
 
+import json
 import math
 import ssl
 from collections.abc import Iterable, Mapping, Sequence
@@ -306,3 +307,12 @@ async def http_request(
         if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
             raise permanent(f"{what}: invalid URL ({exc})") from None
         raise transient(f"{what}: connection failed ({type(exc).__name__}: {exc})") from None
+
+
+def json_object(text: str) -> dict[str, Any]:
+    """A reply body parsed as a JSON object, or {} when it is not one (error bodies vary by provider)."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
