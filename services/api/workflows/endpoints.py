@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Response
 
 from services.api.deps import DepartmentAdminDep, SessionDep
 from services.api.schemas import INT32_MAX, DeletedResult, error_responses
@@ -22,8 +22,9 @@ StepId = Annotated[int, Path(ge=1, le=INT32_MAX, description="Step ID")]
 
 
 @router.get("", response_model=list[WorkflowResult], summary="List workflows", responses=error_responses())
-async def list_workflows(session: SessionDep, admin: DepartmentAdminDep) -> list[WorkflowResult]:
-    return [workflow_result(w) for w in await workflow_service.list(session, admin)]
+async def list_workflows(session: SessionDep, admin: DepartmentAdminDep) -> Response:
+    # Already the documented JSON (PascalCase, ISO times with Z), built by the database.
+    return Response(await workflow_service.list_json(session, admin), media_type="application/json")
 
 
 @router.post(

@@ -39,6 +39,9 @@ def _apply_step(step: WorkflowStep, data: WorkflowStepInput) -> None:
 
 
 class WorkflowService:
+    async def list_json(self, session: AsyncSession, principal: Principal) -> str:
+        return await WorkflowRepository.from_session(session).list_json(principal.department_id)
+
     async def list(self, session: AsyncSession, principal: Principal) -> Sequence[Workflow]:
         return await WorkflowRepository.from_session(session).list(principal.department_id)
 
