@@ -46,16 +46,6 @@ def new_event_id() -> str:
     return str(uuid.uuid4())
 
 
-class RunMessage(BaseModel):
-    """Tells an executor to (re)attempt a run; the run row is the source of truth."""
-
-    model_config = ConfigDict(frozen=True)
-
-    RunId: int
-    DepartmentId: int
-    AttemptNumber: int = 1
-
-
 class RunOutcome(BaseModel):
     """A run that reached a final state, published on the results topic for the health service."""
 
@@ -71,3 +61,6 @@ class RunOutcome(BaseModel):
     StartedOn: datetime | None = None
     CompletedOn: datetime | None = None
     ErrorMessage: str | None = None
+
+    def encode(self) -> bytes:
+        return self.model_dump_json().encode()

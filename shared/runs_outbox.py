@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.config import Settings
+from shared.messages import RunOutcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,21 @@ async def produce_runs(producer: AIOKafkaProducer, settings: Settings, runs: Seq
             headers=list(run.headers) or None,
         )
         for run in runs
+    ]
+    await asyncio.gather(*futures)
+
+
+async def produce_outcomes(
+    producer: AIOKafkaProducer, settings: Settings, outcomes: Sequence[RunOutcome]
+) -> None:
+    """Publish final run states for the health service (keyed by department) and await their acks."""
+    if not outcomes:
+        return
+    futures = [
+        await producer.send(
+            settings.topic_results, value=outcome.encode(), key=str(outcome.DepartmentId).encode()
+        )
+        for outcome in outcomes
     ]
     await asyncio.gather(*futures)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from shared.auth import issue_token
 from shared.config import Settings
@@ -47,6 +48,15 @@ def local_ca(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         patch.setenv("SSL_CERT_FILE", str(ca.ca_bundle))
         patch.delenv("SSL_CERT_DIR", raising=False)
         yield ca
+
+
+@pytest.fixture(scope="session")
+async def db(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    """A plain engine for tests that arrange or inspect rows directly (pre-ping: the fault tests keep
+    using it across PostgreSQL restarts)."""
+    engine = create_async_engine(settings.database_url, pool_size=5, pool_pre_ping=True)
+    yield engine
+    await engine.dispose()
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from services.api.workflows.endpoints import router as workflows_router
 from shared.auth import TokenVerifier
 from shared.config import Settings
 from shared.db.engine import create_engine, create_sessionmaker, database_ready
-from shared.kafka.clients import create_producer
+from shared.kafka.clients import create_producer, kafka_reachable
 from shared.kafka.topics import ensure_topics
 from shared.keys import keyring_from
 from shared.sidecar import metrics_response
@@ -75,7 +75,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def healthz(request: Request) -> JSONResponse:
         state: ApiState = request.app.state.api
         db = await database_ready(state.engine)
-        kafka = await _kafka_ready(state)
+        kafka = await kafka_reachable(state.producer)
         ok = db and kafka
         return JSONResponse(
             {"status": "ok" if ok else "unhealthy", "checks": {"database": db, "kafka": kafka}},
@@ -87,11 +87,3 @@ def create_app(settings: Settings) -> FastAPI:
         return metrics_response()
 
     return app
-
-
-async def _kafka_ready(state: ApiState) -> bool:
-    try:
-        client = state.producer.client
-        return bool(await client.ready(client.get_random_node()))
-    except Exception:
-        return False

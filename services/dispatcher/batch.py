@@ -30,8 +30,9 @@ from services.dispatcher.rate_limit import count_daily_runs, take_slots
 from shared.config import Settings
 from shared.enums import EventType, Plan, RunStatus
 from shared.logging import get_logger
+from shared.messages import RunOutcome
 from shared.plans import limits_for
-from shared.runs_outbox import RunToPublish, mark_published, produce_runs
+from shared.runs_outbox import RunToPublish, mark_published, produce_outcomes, produce_runs
 from shared.tracing import context_from_headers, kafka_headers, tracer
 
 log = get_logger(__name__)
@@ -79,16 +80,6 @@ class NewRun:
     traceparent: bytes | None = None
 
 
-@dataclass(slots=True)
-class BatchResult:
-    events: int = 0
-    poison: int = 0
-    runs_due: int = 0
-    runs_deferred: int = 0
-    runs_capped: int = 0
-    duplicates: int = 0
-
-
 def daily_cap_message(plan: Plan, cap: int) -> str:
     return (
         f"Daily run limit reached: the {plan.value} plan allows {cap} runs per day; "
@@ -106,16 +97,17 @@ class BatchDispatcher:
         self.index = index
         self._marking: asyncio.Task[None] | None = None
 
-    async def handle(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> BatchResult:
+    async def handle(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         started = time.perf_counter()
-        result = BatchResult(events=len(records))
         events: list[ParsedEvent] = []
         poison: list[PoisonMessage] = []
         for record in records:
             parsed = parse_event(record, self.settings.max_event_bytes)
-            (events if isinstance(parsed, ParsedEvent) else poison).append(parsed)  # type: ignore[arg-type]
+            if isinstance(parsed, ParsedEvent):
+                events.append(parsed)
+            else:
+                poison.append(parsed)
         await self._dead_letter(poison)
-        result.poison = len(poison)
         metrics.EVENTS_CONSUMED.inc(len(records))
 
         candidates: list[tuple[ParsedEvent, int]] = []
@@ -125,11 +117,10 @@ class BatchDispatcher:
                 metrics.EVENTS_UNMATCHED.inc()
             candidates.extend((event, workflow_id) for workflow_id in matched)
         if candidates:
-            runs = await self._store(candidates, result)
+            runs = await self._store(candidates)
             await self._hand_off(runs)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         metrics.BATCH_SIZE.observe(len(records))
-        return result
 
     async def _dead_letter(self, poison: Sequence[PoisonMessage]) -> None:
         if not poison:
@@ -154,14 +145,13 @@ class BatchDispatcher:
         for future in futures:
             await future
 
-    async def _store(self, candidates: list[tuple[ParsedEvent, int]], result: BatchResult) -> list[NewRun]:
+    async def _store(self, candidates: list[tuple[ParsedEvent, int]]) -> list[NewRun]:
         # A workflow deleted while this batch was being stored fails the foreign key; retrying re-joins
         # against the workflows that still exist.
         for attempt in range(3):
             try:
                 async with self.engine.begin() as conn:
                     runs = await self._insert(conn, candidates)
-                    result.duplicates = len(candidates) - len(runs)
                     await self._apply_limits(conn, runs)
                     await self._settle(conn, runs)
                 return runs
@@ -282,24 +272,22 @@ class BatchDispatcher:
         capped = [r for r in runs if r.status is RunStatus.Failed]
         deferred = sum(1 for r in runs if r.next_attempt_on is not None)
         await produce_runs(self.producer, self.settings, due)
-        for run in capped:
-            await self.producer.send(
-                self.settings.topic_results,
-                key=str(run.department_id).encode(),
-                value=orjson.dumps(
-                    {
-                        "RunId": run.run_id,
-                        "WorkflowId": run.workflow_id,
-                        "DepartmentId": run.department_id,
-                        "Status": int(RunStatus.Failed),
-                        "IsTest": False,
-                        "AttemptNumber": 1,
-                        "QueuedOn": run.queued_on.isoformat(),
-                        "CompletedOn": run.queued_on.isoformat(),
-                        "ErrorMessage": run.error,
-                    }
-                ),
-            )
+        await produce_outcomes(
+            self.producer,
+            self.settings,
+            [
+                RunOutcome(
+                    RunId=run.run_id,
+                    WorkflowId=run.workflow_id,
+                    DepartmentId=run.department_id,
+                    Status=RunStatus.Failed,
+                    QueuedOn=run.queued_on,
+                    CompletedOn=run.queued_on,
+                    ErrorMessage=run.error,
+                )
+                for run in capped
+            ],
+        )
         if due:
             # Marking is bookkeeping for the scheduler's re-publish sweep, not part of the hand-off: the
             # messages are acknowledged, so the offsets may be committed and the next batch stored while

@@ -16,7 +16,7 @@ from services.dispatcher.scheduler import Scheduler
 from shared.config import Settings
 from shared.db.engine import create_engine, database_ready
 from shared.kafka.batches import BatchLoop
-from shared.kafka.clients import create_consumer, create_producer
+from shared.kafka.clients import create_consumer, create_producer, kafka_reachable
 from shared.kafka.lag import consumer_lag
 from shared.kafka.topics import ensure_topics
 from shared.logging import get_logger
@@ -67,11 +67,12 @@ class DispatcherService:
         )
         self.side = SideServer(self.health, settings.metrics_host, self.side_port)
         await self.side.start()
+        scheduler = Scheduler(self.engine, self.producer, settings)
         self._tasks = [
             asyncio.create_task(self.loop.run(), name="events"),
             asyncio.create_task(self._refresh_index(), name="index"),
-            asyncio.create_task(self._schedule(), name="scheduler"),
-            asyncio.create_task(self._observe(), name="observe"),
+            asyncio.create_task(self._schedule(scheduler), name="scheduler"),
+            asyncio.create_task(self._observe(scheduler), name="observe"),
         ]
         log.info("dispatcher.started", workflows=len(self.index))
 
@@ -103,9 +104,10 @@ class DispatcherService:
         now = time.monotonic()
         return {
             "database": await database_ready(self.engine),
-            "kafka": self.consumer is not None and bool(self.consumer.assignment() is not None),
+            "kafka": self.producer is not None and await kafka_reachable(self.producer),
             "consumer_loop": self.loop is not None and now - self.loop.heartbeat < 30 and self.loop.healthy,
             "scheduler": now - self._scheduler_beat < 30,
+            "matching_index": now - self._index_beat < 30,
         }
 
     async def _refresh_index(self) -> None:
@@ -126,10 +128,7 @@ class DispatcherService:
                 log.warning("index.refresh_failed", error=f"{type(exc).__name__}: {exc}"[:300])
                 await asyncio.sleep(1)
 
-    async def _schedule(self) -> None:
-        assert self.engine is not None
-        assert self.producer is not None
-        scheduler = Scheduler(self.engine, self.producer, self.settings)
+    async def _schedule(self, scheduler: Scheduler) -> None:
         while True:
             try:
                 released = await scheduler.tick()
@@ -140,10 +139,7 @@ class DispatcherService:
                 log.warning("scheduler.tick_failed", error=f"{type(exc).__name__}: {exc}"[:300])
             await asyncio.sleep(self.settings.scheduler_interval_s)
 
-    async def _observe(self) -> None:
-        assert self.engine is not None
-        assert self.producer is not None
-        scheduler = Scheduler(self.engine, self.producer, self.settings)
+    async def _observe(self, scheduler: Scheduler) -> None:
         while True:
             await asyncio.sleep(5)
             with contextlib.suppress(Exception):

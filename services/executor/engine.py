@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
 from aiokafka import AIOKafkaProducer
 from opentelemetry import trace
 
@@ -49,7 +48,9 @@ from shared.crypto import DecryptionError, Keyring, credential_aad
 from shared.egress import EgressGuard
 from shared.enums import ACTION_CREDENTIALS, ActionType, CredentialType, EventType, Plan, RunStatus
 from shared.logging import get_logger
+from shared.messages import RunOutcome
 from shared.plans import limits_for
+from shared.runs_outbox import produce_outcomes
 from shared.templating import TemplateError, evaluate_condition, render, render_config
 from shared.templating.context import build_context
 from shared.tracing import tracer
@@ -426,21 +427,16 @@ class RunExecutor:
         metrics.RUNS.labels(status.name).inc()
         if final:
             workflow_id, department_id, queued_on, started_on, completed_on, is_test = row
-            await self.producer.send(
-                self.settings.topic_results,
-                key=str(department_id).encode(),
-                value=orjson.dumps(
-                    {
-                        "RunId": run.run_id,
-                        "WorkflowId": workflow_id,
-                        "DepartmentId": department_id,
-                        "Status": int(status),
-                        "IsTest": is_test,
-                        "AttemptNumber": attempt or run.attempt,
-                        "QueuedOn": queued_on.isoformat(),
-                        "StartedOn": started_on.isoformat() if started_on else None,
-                        "CompletedOn": completed_on.isoformat() if completed_on else None,
-                        "ErrorMessage": error,
-                    }
-                ),
+            outcome = RunOutcome(
+                RunId=run.run_id,
+                WorkflowId=workflow_id,
+                DepartmentId=department_id,
+                Status=status,
+                IsTest=is_test,
+                AttemptNumber=attempt or run.attempt,
+                QueuedOn=queued_on,
+                StartedOn=started_on,
+                CompletedOn=completed_on,
+                ErrorMessage=error[:ERROR_CHARS] if error else None,
             )
+            await produce_outcomes(self.producer, self.settings, [outcome])

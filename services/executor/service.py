@@ -21,7 +21,7 @@ from services.executor.store import RunStore
 from shared.config import Settings
 from shared.db.engine import create_engine, database_ready
 from shared.egress import EgressGuard
-from shared.kafka.clients import create_consumer, create_producer
+from shared.kafka.clients import create_consumer, create_producer, kafka_reachable
 from shared.kafka.concurrent import ConcurrentLoop
 from shared.kafka.lag import consumer_lag
 from shared.kafka.topics import ensure_topics
@@ -169,6 +169,7 @@ class ExecutorService:
         assert self.engine is not None
         return {
             "database": await database_ready(self.engine),
+            "kafka": self.producer is not None and await kafka_reachable(self.producer),
             "consumer_loop": self.loop is not None and time.monotonic() - self.loop.heartbeat < 30,
             "processing": self._db_ok,
         }

@@ -94,8 +94,6 @@ SETTLE = text(
     """
 )
 
-RUN_STATUS = text("SELECT status FROM workflow_runs WHERE workflow_run_id = :run_id")
-
 
 @dataclass(frozen=True, slots=True)
 class ClaimedRun:
@@ -251,7 +249,3 @@ class RunStore:
                 )
             ).first()
         return tuple(row) if row is not None else None
-
-    async def status(self, run_id: int) -> int | None:
-        async with self.db.connect() as conn:
-            return (await conn.execute(RUN_STATUS, {"run_id": run_id})).scalar_one_or_none()

@@ -39,3 +39,12 @@ def create_consumer(
         max_poll_interval_ms=300000,
         metadata_max_age_ms=30000,
     )
+
+
+async def kafka_reachable(producer: AIOKafkaProducer) -> bool:
+    """Whether a broker answers on the producer's connection (for /healthz)."""
+    try:
+        client = producer.client
+        return bool(await client.ready(client.get_random_node()))
+    except Exception:
+        return False

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.config import Settings
 from tests.conftest import token_for
@@ -70,13 +70,6 @@ def _no_role_token(settings: Settings, department_id: int) -> str:
     from shared.auth import issue_token
 
     return issue_token(settings, department_id=department_id, roles=[], user_id="test-user")
-
-
-@pytest.fixture(scope="session")
-async def db(settings: Settings) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(settings.database_url, pool_size=2)
-    yield engine
-    await engine.dispose()
 
 
 async def set_plan(db: AsyncEngine, department_id: int, plan: str) -> None:

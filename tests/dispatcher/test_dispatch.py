@@ -64,6 +64,14 @@ async def count_runs(db: AsyncEngine, department_id: int, expected: int) -> list
     return await runs_of(db, department_id)
 
 
+async def dispatch(
+    cfg: Settings, db: AsyncEngine, department_id: int, events: list[dict], expected: int
+) -> list[tuple]:
+    """Produce events to the dispatcher's topic and return the department's runs once they are stored."""
+    await produce(cfg, cfg.topic_events, events)
+    return await count_runs(db, department_id, expected)
+
+
 async def away_from_minute_boundary() -> None:
     """Per-minute windows are calendar minutes; keep a test's events inside one."""
     second = datetime.now(UTC).second
@@ -85,27 +93,22 @@ class TestIdempotency:
         async with running_services(dispatcher_settings, executor=False, health=False):
             ev = event(department_id, 0)
             await produce(dispatcher_settings, dispatcher_settings.topic_events, [ev, ev])
-            await produce(dispatcher_settings, dispatcher_settings.topic_events, [ev])
-            rows = await count_runs(db, department_id, 2)
+            rows = await dispatch(dispatcher_settings, db, department_id, [ev], 2)
         assert sorted(r[1] for r in rows) == sorted([first, second])
         assert {r[2] for r in rows} == {ev["EventId"]}
 
     async def test_event_type_by_name_matches(self, db, dispatcher_settings, department_id):
         workflow = await new_workflow(db, department_id, 3)
         async with running_services(dispatcher_settings, executor=False, health=False):
-            await produce(
-                dispatcher_settings,
-                dispatcher_settings.topic_events,
-                [event(department_id, "UnitStatusChanged")],
+            rows = await dispatch(
+                dispatcher_settings, db, department_id, [event(department_id, "UnitStatusChanged")], 1
             )
-            rows = await count_runs(db, department_id, 1)
         assert [r[1] for r in rows] == [workflow]
 
     async def test_run_messages_are_produced_for_due_runs(self, db, dispatcher_settings, department_id):
         await new_workflow(db, department_id)
         async with running_services(dispatcher_settings, executor=False, health=False):
-            await produce(dispatcher_settings, dispatcher_settings.topic_events, [event(department_id, 0)])
-            rows = await count_runs(db, department_id, 1)
+            rows = await dispatch(dispatcher_settings, db, department_id, [event(department_id, 0)], 1)
             messages = await consume_all(dispatcher_settings, dispatcher_settings.topic_runs, expect=1)
         assert [orjson.loads(m.value)["RunId"] for m in messages] == [rows[0][0]]
         assert messages[0].key == str(department_id).encode()
@@ -161,12 +164,9 @@ class TestRateLimits:
         await new_workflow(db, department_id, 3)
         await away_from_minute_boundary()
         async with running_services(dispatcher_settings, executor=False, health=False):
-            await produce(
-                dispatcher_settings,
-                dispatcher_settings.topic_events,
-                [event(department_id, 3) for _ in range(6)],
+            rows = await dispatch(
+                dispatcher_settings, db, department_id, [event(department_id, 3) for _ in range(6)], 6
             )
-            rows = await count_runs(db, department_id, 6)
         now_runs = [r for r in rows if r[4] is None]
         later = [r for r in rows if r[4] is not None]
         assert len(now_runs) == 5
@@ -183,12 +183,9 @@ class TestRateLimits:
         await new_workflow(db, department_id, 3)
         await away_from_minute_boundary()
         async with running_services(dispatcher_settings, executor=False, health=False):
-            await produce(
-                dispatcher_settings,
-                dispatcher_settings.topic_events,
-                [event(department_id, 3) for _ in range(6)],
+            rows = await dispatch(
+                dispatcher_settings, db, department_id, [event(department_id, 3) for _ in range(6)], 6
             )
-            rows = await count_runs(db, department_id, 6)
             deferred = next(r for r in rows if r[4] is not None)
             # Pretend the next window has opened instead of waiting for it.
             await execute(
@@ -220,8 +217,7 @@ class TestRateLimits:
             events = [event(department_id, 0) for _ in range(70)] + [
                 event(department_id, 3) for _ in range(70)
             ]
-            await produce(dispatcher_settings, dispatcher_settings.topic_events, events)
-            rows = await count_runs(db, department_id, 140)
+            rows = await dispatch(dispatcher_settings, db, department_id, events, 140)
         calls = [r for r in rows if r[1] == call_workflow]
         units = [r for r in rows if r[1] == unit_workflow]
         assert sum(r[4] is None for r in calls) == 70
@@ -232,12 +228,9 @@ class TestRateLimits:
         await new_workflow(db, department_id, 0)
         await away_from_minute_boundary()
         async with running_services(dispatcher_settings, executor=False, health=False):
-            await produce(
-                dispatcher_settings,
-                dispatcher_settings.topic_events,
-                [event(department_id, 0) for _ in range(7)],
+            rows = await dispatch(
+                dispatcher_settings, db, department_id, [event(department_id, 0) for _ in range(7)], 7
             )
-            rows = await count_runs(db, department_id, 7)
         assert sum(r[4] is None for r in rows) == 5
 
     async def test_daily_cap_fails_runs_over_fifty_with_a_clear_error(
@@ -251,12 +244,9 @@ class TestRateLimits:
             d=department_id,
         )
         async with running_services(dispatcher_settings, executor=False, health=False):
-            await produce(
-                dispatcher_settings,
-                dispatcher_settings.topic_events,
-                [event(department_id, 3) for _ in range(4)],
+            rows = await dispatch(
+                dispatcher_settings, db, department_id, [event(department_id, 3) for _ in range(4)], 4
             )
-            rows = await count_runs(db, department_id, 4)
             outcomes = await consume_all(dispatcher_settings, dispatcher_settings.topic_results, expect=2)
         failed = [r for r in rows if r[3] == 3]
         assert len(failed) == 2
@@ -283,8 +273,7 @@ class TestPoisonMessages:
         good = event(department_id, 0)
         async with running_services(dispatcher_settings, executor=False, health=False):
             await produce(dispatcher_settings, dispatcher_settings.topic_events, bad, key=b"x")
-            await produce(dispatcher_settings, dispatcher_settings.topic_events, [good])
-            rows = await count_runs(db, department_id, 1)
+            rows = await dispatch(dispatcher_settings, db, department_id, [good], 1)
             dead = await consume_all(dispatcher_settings, dispatcher_settings.topic_dlq, expect=len(bad))
         assert [(r[1], r[2]) for r in rows] == [(workflow, good["EventId"])]
         assert len(dead) == len(bad)
@@ -306,8 +295,7 @@ class TestMatchingIndex:
             workflow_id = created.json()["WorkflowId"]
             await asyncio.sleep(1.0)
             first = event(department_id, 9)
-            await produce(dispatcher_settings, dispatcher_settings.topic_events, [first])
-            rows = await count_runs(db, department_id, 1)
+            rows = await dispatch(dispatcher_settings, db, department_id, [first], 1)
             assert [r[1] for r in rows] == [workflow_id]
 
             await execute(db, "UPDATE workflows SET is_enabled = false WHERE workflow_id = :w", w=workflow_id)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.health.rebuild import rebuild_rollups
 from services.health.rollups import Outcome, apply_outcomes
@@ -28,13 +26,6 @@ RUNS = [
     (timedelta(days=30) + timedelta(seconds=10), RunStatus.Failed, None, "C: too old", False),
     (timedelta(hours=2), RunStatus.Completed, 50, None, True),  # test runs are not health
 ]
-
-
-@pytest.fixture(scope="module")
-async def db(settings) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(settings.database_url)
-    yield engine
-    await engine.dispose()
 
 
 async def seed(db: AsyncEngine, department_id: int) -> tuple[int, list[Outcome]]:

@@ -3,7 +3,6 @@ run Completed and its log stored."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 
@@ -15,15 +14,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.config import Settings
 from tests.peers.https_server import HttpsPeer
-
-
-async def wait_for(predicate, *, timeout: float = 30.0, interval: float = 0.1):  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout):
-        while True:
-            result = await predicate()
-            if result:
-                return result
-            await asyncio.sleep(interval)
+from tests.support.helpers import wait_for
 
 
 async def test_event_from_kafka_reaches_https_receiver(
@@ -135,7 +126,13 @@ async def test_event_from_kafka_reaches_https_receiver(
         scraped = (await client.get(f"http://127.0.0.1:{dispatcher.side_port}/metrics")).text  # type: ignore[attr-defined]
         health = await client.get(f"http://127.0.0.1:{dispatcher.side_port}/healthz")  # type: ignore[attr-defined]
     assert health.status_code == 200
-    assert health.json()["checks"]["database"] is True
+    assert health.json()["checks"] == {
+        "database": True,
+        "kafka": True,
+        "consumer_loop": True,
+        "scheduler": True,
+        "matching_index": True,
+    }
     values = parse_metrics(scraped)
     assert values["wf_dispatcher_events_consumed_total"] >= 1
     assert values['wf_dispatcher_runs_created_total{outcome="due"}'] >= 1
