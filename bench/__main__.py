@@ -109,9 +109,12 @@ def main() -> None:
     if args.set:
         results["overrides"] = args.set
     print(report.table(results))
-    path = report.write(results, RESULTS / ("quick.json" if args.quick else "latest.json"))
+    # Only a full run replaces latest.json (the committed figures); experiments write beside it.
+    complete = only >= set(MEASUREMENTS)
+    name = "quick.json" if args.quick else ("latest.json" if complete else "partial.json")
+    path = report.write(results, RESULTS / name)
     say(f"wrote {path}")
-    if not args.quick:
+    if not args.quick and complete:
         from bench import plot
 
         for written in plot.plot(results, RESULTS):

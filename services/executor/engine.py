@@ -41,7 +41,14 @@ from services.executor.actions.base import (
 )
 from services.executor.quota import DailySendQuota
 from services.executor.registry import ACTIONS
-from services.executor.store import ClaimedRun, RunDefinition, RunStore, StepDefinition
+from services.executor.store import (
+    ClaimedRun,
+    RunDefinition,
+    RunStore,
+    Settlement,
+    StepDefinition,
+    StepRecord,
+)
 from shared.action_configs import ActionConfigError, coerce_rendered, parse_action_config
 from shared.config import Settings
 from shared.crypto import DecryptionError, Keyring, credential_aad
@@ -239,17 +246,19 @@ class RunExecutor:
         if outcome.status is RunStatus.Failed and outcome.permanent:
             ledger_outcome = "failed"
         await self.store.record_step(
-            run_id=run.run_id,
-            step_id=step.step_id,
-            attempt=run.attempt,
-            status=int(outcome.status),
-            rendered=shown.rendered[:RENDERED_LOG_CHARS] if shown.rendered is not None else None,
-            result=shown.result[:ERROR_CHARS] if shown.result else None,
-            error=outcome.error[:ERROR_CHARS] if outcome.error else None,
-            started=started,
-            completed=completed,
-            duration=duration,
-            outcome=ledger_outcome,
+            StepRecord(
+                run_id=run.run_id,
+                step_id=step.step_id,
+                attempt=run.attempt,
+                status=int(outcome.status),
+                rendered=shown.rendered[:RENDERED_LOG_CHARS] if shown.rendered is not None else None,
+                result=shown.result[:ERROR_CHARS] if shown.result else None,
+                error=outcome.error[:ERROR_CHARS] if outcome.error else None,
+                started=started,
+                completed=completed,
+                duration=duration,
+                outcome=ledger_outcome,
+            )
         )
         metrics.STEPS.labels(action_name, outcome.status.name).inc()
         metrics.ACTION_SECONDS.labels(action_name).observe(duration / 1000)
@@ -415,12 +424,14 @@ class RunExecutor:
     ) -> None:
         final = status is not RunStatus.Retrying
         row = await self.store.settle(
-            run.run_id,
-            status=int(status),
-            final=final,
-            error=error[:ERROR_CHARS] if error else None,
-            next_attempt_on=next_attempt_on,
-            attempt=attempt or run.attempt,
+            Settlement(
+                run_id=run.run_id,
+                status=int(status),
+                final=final,
+                error=error[:ERROR_CHARS] if error else None,
+                next_attempt_on=next_attempt_on,
+                attempt=attempt or run.attempt,
+            )
         )
         if row is None:
             return  # cancelled meanwhile, or another executor took over

@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared.db.coalescer import Coalescer
+
 # A run can be claimed when it is waiting and due, or when its previous executor's lease ran out.
+# Claims, step records and settlements of the runs in flight are coalesced (shared/db/coalescer.py):
+# one statement serves every run that asked while the previous one was in flight.
 CLAIM = text(
     """
     WITH claimed AS (
         UPDATE workflow_runs
         SET status = 1, started_on = coalesce(started_on, now()), lease_owner = :owner,
             lease_until = now() + make_interval(secs => :lease)
-        WHERE workflow_run_id = :run_id
+        WHERE workflow_run_id = ANY(CAST(:ids AS bigint[]))
           AND ((status IN (0, 5) AND coalesce(next_attempt_on, now()) <= now())
                OR (status = 1 AND lease_until < now()))
-        RETURNING workflow_id, department_id, trigger_event_type, event_id, attempt_number, is_test,
-                  input_payload, occurred_on, queued_on, started_on, started_on < now() AS resumed
+        RETURNING workflow_run_id, workflow_id, department_id, trigger_event_type, event_id, attempt_number,
+                  is_test, input_payload, occurred_on, queued_on, started_on, started_on < now() AS resumed
     )
     SELECT c.*, w.name, w.max_retry_count, w.retry_backoff_base_seconds, coalesce(d.plan, 'Free'),
            (SELECT json_agg(json_build_array(s.workflow_step_id, s.action_type, s.step_order,
@@ -66,33 +72,81 @@ RENEW_MANY = text(
     "WHERE workflow_run_id = ANY(CAST(:ids AS bigint[])) AND status = 1 AND lease_owner = :owner"
 )
 
-RECORD_STEP = text(
+# The log row and the ledger entry are written by one statement, so a step is never ledgered without
+# its log row (or logged as done without its ledger entry).
+RECORD_STEPS = text(
     """
     WITH entry AS (
+        SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+            AS t(run_id bigint, step_id int, attempt int, status int, rendered text, result text, error text,
+                 started timestamptz, completed timestamptz, duration int, outcome varchar)
+    ), logged AS (
         INSERT INTO workflow_run_logs (workflow_run_id, workflow_step_id, attempt_number, status, rendered_output,
                                        action_result, error_message, started_on, completed_on, duration_ms)
-        VALUES (:run_id, :step_id, :attempt, :status, :rendered, :result, :error, :started, :completed,
-                :duration)
-        RETURNING workflow_run_log_id
+        SELECT run_id, step_id, attempt, status, rendered, result, error, started, completed, duration FROM entry
     )
     INSERT INTO run_step_ledger (workflow_run_id, workflow_step_id, outcome, completed_on)
-    SELECT :run_id, :step_id, CAST(:outcome AS varchar), :completed FROM entry
-    WHERE CAST(:outcome AS varchar) IS NOT NULL
+    SELECT run_id, step_id, outcome, completed FROM entry WHERE outcome IS NOT NULL
     ON CONFLICT DO NOTHING
     """
 )
 
 SETTLE = text(
     """
-    UPDATE workflow_runs
-    SET status = :status, completed_on = CASE WHEN :final THEN now() END, error_message = :error,
-        next_attempt_on = :next_attempt_on, attempt_number = :attempt,
-        published_on = CASE WHEN :final THEN published_on END,
+    UPDATE workflow_runs r
+    SET status = t.status, completed_on = CASE WHEN t.final THEN now() END, error_message = t.error,
+        next_attempt_on = t.next_attempt_on, attempt_number = t.attempt,
+        published_on = CASE WHEN t.final THEN r.published_on END,
         lease_owner = NULL, lease_until = NULL
-    WHERE workflow_run_id = :run_id AND status = 1 AND lease_owner = :owner
-    RETURNING workflow_id, department_id, queued_on, started_on, completed_on, is_test
+    FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+        AS t(run_id bigint, status int, final boolean, error text, next_attempt_on timestamptz, attempt int)
+    WHERE r.workflow_run_id = t.run_id AND r.status = 1 AND r.lease_owner = :owner
+    RETURNING r.workflow_run_id, r.workflow_id, r.department_id, r.queued_on, r.started_on, r.completed_on,
+              r.is_test
     """
 )
+
+
+def _storable(value: str | None) -> str | None:
+    """PostgreSQL text cannot hold NUL; a peer's reply may contain one, and a log row that cannot be
+    written would leave its (performed) step unrecorded."""
+    return value.replace("\x00", "\ufffd") if value else value
+
+
+@dataclass(slots=True)
+class StepRecord:
+    """One step attempt's log row, and its ledger outcome ("completed", "skipped", "failed") when
+    the step must not be performed again. Serialised as is (orjson) into the statement's rows."""
+
+    run_id: int
+    step_id: int
+    attempt: int
+    status: int
+    rendered: str | None
+    result: str | None
+    error: str | None
+    started: datetime
+    completed: datetime
+    duration: int
+    outcome: str | None
+
+    def __post_init__(self) -> None:
+        self.rendered, self.result, self.error = map(_storable, (self.rendered, self.result, self.error))
+
+
+@dataclass(slots=True)
+class Settlement:
+    """How a run's attempt ends; ``final`` unless Retrying."""
+
+    run_id: int
+    status: int
+    final: bool
+    error: str | None
+    next_attempt_on: datetime | None
+    attempt: int
+
+    def __post_init__(self) -> None:
+        self.error = _storable(self.error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +184,9 @@ class RunDefinition:
     steps: list[StepDefinition] = field(default_factory=list)
 
 
+ClaimRow = tuple[ClaimedRun, RunDefinition | None, bool]
+
+
 class RunStore:
     def __init__(self, engine: AsyncEngine, owner: str, lease_s: float) -> None:
         self.engine = engine
@@ -137,57 +194,48 @@ class RunStore:
         self.db = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.owner = owner
         self.lease_s = lease_s
+        self._claims = Coalescer[int, ClaimRow | None]("claim", self._claim_batch)
+        self._records = Coalescer[StepRecord, None]("record_step", self._record_batch)
+        self._settlements = Coalescer[Settlement, tuple[Any, ...] | None]("settle", self._settle_batch)
 
-    async def claim(self, run_id: int) -> tuple[ClaimedRun, RunDefinition | None, bool] | None:
+    async def claim(self, run_id: int) -> ClaimRow | None:
         """Claim the run and read its workflow and steps in the same round trip.
 
         Returns the run, its definition (None when the workflow was deleted) and whether the run was
         started before (a retry, or a run taken over from an executor that died), i.e. whether it may
         have steps in the ledger already.
         """
+        return await self._claims.submit(run_id)
+
+    async def _claim_batch(self, run_ids: Sequence[int]) -> list[ClaimRow | None]:
         async with self.db.connect() as conn:
-            row = (
-                await conn.execute(CLAIM, {"run_id": run_id, "owner": self.owner, "lease": self.lease_s})
-            ).first()
-        if row is None:
-            return None
-        (
-            workflow_id,
-            dep,
-            event_type,
-            event_id,
-            attempt,
-            is_test,
-            payload,
-            occurred_on,
-            queued_on,
-            started_on,
-            resumed,
-            name,
-            max_retry,
-            backoff,
-            plan,
-            steps,
-        ) = row
-        run = ClaimedRun(
-            run_id,
-            workflow_id,
-            dep,
-            event_type,
-            event_id,
-            attempt,
-            is_test,
-            payload or {},
-            occurred_on,
-            queued_on,
-            started_on,
-        )
-        definition = None
-        if name is not None:
-            definition = RunDefinition(
-                name, max_retry, backoff, plan, [StepDefinition(*step) for step in steps or []]
+            rows = await conn.execute(
+                CLAIM, {"ids": sorted(set(run_ids)), "owner": self.owner, "lease": self.lease_s}
             )
-        return run, definition, bool(resumed)
+            claimed = {row[0]: _claim_row(row) for row in rows}
+        # A run asked for twice in one batch (a redelivered message) is handed to the first asker only.
+        return [claimed.pop(run_id, None) for run_id in run_ids]
+
+    async def record_step(self, record: StepRecord) -> None:
+        await self._records.submit(record)
+
+    async def _record_batch(self, records: Sequence[StepRecord]) -> list[None]:
+        async with self.db.connect() as conn:
+            await conn.execute(RECORD_STEPS, {"rows": orjson.dumps(records).decode()})
+        return [None] * len(records)
+
+    async def settle(self, settlement: Settlement) -> tuple[Any, ...] | None:
+        """Finish the run's attempt (Completed, Failed, or Retrying later) if this executor still holds
+        it; returns (workflow_id, department_id, queued_on, started_on, completed_on, is_test), or None
+        when the run was cancelled or taken over meanwhile."""
+        return await self._settlements.submit(settlement)
+
+    async def _settle_batch(self, settlements: Sequence[Settlement]) -> list[tuple[Any, ...] | None]:
+        rows = orjson.dumps(settlements).decode()
+        async with self.db.connect() as conn:
+            result = await conn.execute(SETTLE, {"rows": rows, "owner": self.owner})
+            settled = {row[0]: tuple(row[1:]) for row in result}
+        return [settled.pop(s.run_id, None) for s in settlements]
 
     async def ledger(self, run_id: int) -> dict[int, str]:
         async with self.db.connect() as conn:
@@ -219,33 +267,43 @@ class RunStore:
             async with self.db.connect() as conn:
                 await conn.execute(RENEW_MANY, {"ids": run_ids, "owner": self.owner, "lease": self.lease_s})
 
-    async def record_step(self, **values: Any) -> None:
-        async with self.db.connect() as conn:
-            await conn.execute(RECORD_STEP, values)
 
-    async def settle(
-        self,
-        run_id: int,
-        *,
-        status: int,
-        final: bool,
-        error: str | None,
-        next_attempt_on: datetime | None,
-        attempt: int,
-    ) -> tuple[Any, ...] | None:
-        async with self.db.connect() as conn:
-            row = (
-                await conn.execute(
-                    SETTLE,
-                    {
-                        "run_id": run_id,
-                        "owner": self.owner,
-                        "status": status,
-                        "final": final,
-                        "error": error,
-                        "next_attempt_on": next_attempt_on,
-                        "attempt": attempt,
-                    },
-                )
-            ).first()
-        return tuple(row) if row is not None else None
+def _claim_row(row: Any) -> ClaimRow:
+    (
+        run_id,
+        workflow_id,
+        dep,
+        event_type,
+        event_id,
+        attempt,
+        is_test,
+        payload,
+        occurred_on,
+        queued_on,
+        started_on,
+        resumed,
+        name,
+        max_retry,
+        backoff,
+        plan,
+        steps,
+    ) = row
+    run = ClaimedRun(
+        run_id,
+        workflow_id,
+        dep,
+        event_type,
+        event_id,
+        attempt,
+        is_test,
+        payload or {},
+        occurred_on,
+        queued_on,
+        started_on,
+    )
+    definition = None
+    if name is not None:
+        definition = RunDefinition(
+            name, max_retry, backoff, plan, [StepDefinition(*step) for step in steps or []]
+        )
+    return run, definition, bool(resumed)

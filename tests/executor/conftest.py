@@ -220,7 +220,12 @@ class Pipeline:
     # --- runs --------------------------------------------------------------------------------------
 
     async def start_run(
-        self, workflow_id: int, department_id: int, payload: dict[str, Any] | None = None
+        self,
+        workflow_id: int,
+        department_id: int,
+        payload: dict[str, Any] | None = None,
+        *,
+        publish: bool = True,
     ) -> int:
         """A Pending run committed and its message produced, as the dispatcher does for a matched event."""
         async with self.db.begin() as conn:
@@ -241,9 +246,10 @@ class Pipeline:
                     )
                 ).scalar_one()
             )
-        await publish_committed_runs(
-            self.db, self.producer, self.settings, [RunToPublish(run_id, department_id)]
-        )
+        if publish:
+            await publish_committed_runs(
+                self.db, self.producer, self.settings, [RunToPublish(run_id, department_id)]
+            )
         return run_id
 
     async def redeliver(self, run_id: int, department_id: int, *, times: int = 1) -> None:

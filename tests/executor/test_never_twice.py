@@ -41,6 +41,26 @@ async def test_a_message_delivered_three_times_performs_each_step_once(
     assert len(await pipeline.logs(run_id)) == 2
 
 
+async def test_copies_of_a_message_arriving_together_perform_the_step_once(
+    api: httpx.AsyncClient,
+    pipeline: Pipeline,
+    https_peer: HttpsPeer,
+    department_id: int,
+    processed: list[int],
+) -> None:
+    # Copies fetched together are claimed by one coalesced statement: only one of them may get the run.
+    workflow_id, _ = await pipeline.workflow(api, http_step(https_peer, "/together", order=1))
+    run_id = await pipeline.start_run(workflow_id, department_id, publish=False)
+
+    await pipeline.redeliver(run_id, department_id, times=4)
+    run = await pipeline.wait_status(run_id)
+
+    assert run["status"] == RunStatus.Completed
+    await wait_for(lambda: _count(processed, run_id, 4), what="all four messages to be consumed")
+    assert len(https_peer.requests_to("POST", "/together")) == 1
+    assert len(await pipeline.logs(run_id)) == 1
+
+
 async def test_a_finished_runs_message_redelivered_performs_nothing(
     api: httpx.AsyncClient,
     pipeline: Pipeline,

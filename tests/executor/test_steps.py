@@ -150,3 +150,20 @@ async def test_a_failed_step_does_not_stop_the_next_and_the_run_says_which_faile
     outcome = await pipeline.results.outcome(run_id)
     assert outcome["Status"] == RunStatus.Failed
     assert outcome["ErrorMessage"] == run["error_message"]
+
+
+async def test_a_reply_containing_nul_is_logged_and_the_step_is_not_repeated(
+    api: httpx.AsyncClient, pipeline: Pipeline, https_peer: HttpsPeer, department_id: int
+) -> None:
+    # PostgreSQL text cannot hold NUL: unless the executor replaces it, the log row of a step that was
+    # performed cannot be written, and the run is taken up and the step performed again, forever.
+    workflow_id, _ = await pipeline.workflow(api, http_step(https_peer, "/nul", order=1))
+    https_peer.reply("POST", "/nul", Reply(200, b"accepted\x00queued", {"Content-Type": "text/plain"}))
+
+    run_id = await pipeline.start_run(workflow_id, department_id)
+    run = await pipeline.wait_status(run_id)
+
+    assert run["status"] == RunStatus.Completed
+    (log,) = await pipeline.logs(run_id)
+    assert log["action_result"] == "HTTP 200: accepted\ufffdqueued"
+    assert len(https_peer.requests_to("POST", "/nul")) == 1

@@ -448,6 +448,33 @@ async def test_pooled_connections_are_reused_across_clients(egress_peer, egress_
     assert len(egress_peer.requests) == 15
 
 
+async def test_a_burst_to_one_host_spreads_over_the_pools_and_then_settles_back(
+    egress_peer, egress_guards, monkeypatch
+):
+    lookups: list[str] = []
+    guard = egress_guards(["127.0.0.1/32"])
+
+    async def counting_lookup(name, port):
+        lookups.append(name)
+        return ["127.0.0.1"]
+
+    monkeypatch.setattr(guard, "_lookup", counting_lookup)
+    egress_peer.reply("GET", "/slow", Reply(200, b"ok", delay=0.2))
+    url = f"https://public.test:{egress_peer.port}/slow"
+    async with guard.http_client(timeout=10) as client:
+        replies = await asyncio.gather(*(client.get(url) for _ in range(40)))
+    assert [r.status_code for r in replies] == [200] * 40
+    assert len(lookups) == 40  # all at once: a connection each, spread over the pools
+
+    # Every request was counted back out, so light traffic returns to one reused connection.
+    lookups.clear()
+    async with guard.http_client(timeout=10) as client:
+        for _ in range(5):
+            assert (await client.get(url)).status_code == 200
+    assert lookups == []
+    assert all(shard.in_flight == 0 for shard in guard._pool()._shards)
+
+
 # -- raw connections ----------------------------------------------------------------------------------
 
 
