@@ -25,11 +25,15 @@ from shared.config import Settings
 from shared.kafka.clients import create_consumer, create_producer
 
 
-async def kafka_loop(bootstrap: str, topic: str, out_topic: str, events: int) -> dict[str, Any]:
+async def kafka_loop(
+    bootstrap: str, topic: str, out_topic: str, events: int, max_records: int
+) -> dict[str, Any]:
     """Consume → parse → produce one message each → await acks → commit, batch by batch: the
-    dispatcher's loop without its database work, with the same client settings."""
+    dispatcher's loop without its database work, with the same client settings and batch size."""
     settings = Settings(kafka_bootstrap=bootstrap)
-    consumer = create_consumer(settings, topic, group_id=f"bench-baseline-{uuid.uuid4().hex[:8]}")
+    consumer = create_consumer(
+        settings, topic, group_id=f"bench-baseline-{uuid.uuid4().hex[:8]}", max_records=max_records
+    )
     producer = create_producer(settings)
     await consumer.start()
     await producer.start()
@@ -37,7 +41,7 @@ async def kafka_loop(bootstrap: str, topic: str, out_topic: str, events: int) ->
     started: float | None = None
     try:
         while done < events:
-            batch = await consumer.getmany(timeout_ms=100, max_records=500)
+            batch = await consumer.getmany(timeout_ms=100, max_records=max_records)
             if not batch:
                 continue
             if started is None:
@@ -115,6 +119,7 @@ def main() -> None:
     kafka.add_argument("--topic", required=True)
     kafka.add_argument("--out-topic", required=True)
     kafka.add_argument("--events", type=int, required=True)
+    kafka.add_argument("--max-records", type=int, default=Settings().dispatcher_batch_max)
     http = sub.add_parser("http")
     http.add_argument("--url", required=True)
     http.add_argument("--events", type=int, required=True)
@@ -124,7 +129,9 @@ def main() -> None:
     api.add_argument("--json", type=Path, required=True)
     args = parser.parse_args()
     if args.which == "kafka":
-        result = asyncio.run(kafka_loop(args.bootstrap, args.topic, args.out_topic, args.events))
+        result = asyncio.run(
+            kafka_loop(args.bootstrap, args.topic, args.out_topic, args.events, args.max_records)
+        )
     elif args.which == "http":
         result = asyncio.run(http_posts(args.url, args.events, args.concurrency))
     else:

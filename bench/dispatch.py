@@ -3,13 +3,16 @@
 Each repetition produces its events to a topic of its own first; then the dispatcher (a real
 ``python -m services.dispatcher`` process) and the baseline (a bare aiokafka consume → produce loop,
 ``bench.baselines kafka``) each drain that same backlog in turn, in alternating order. The
-dispatcher's span is read from the database: first run's ``queued_on`` to last run's ``published_on``
-(so process start-up and index loading are not counted); the baseline times itself the same way,
-from its first batch to its last acknowledged and committed batch.
+dispatcher's span runs from the first run's ``queued_on`` (so process start-up and index loading are
+not counted) to the later of the last run's ``published_on`` and the last run message's timestamp
+(the dispatcher stores runs already marked published and produces their messages after the commit,
+so ``published_on`` alone would leave out the last batch's hand-off); the baseline times itself the
+same way, from its first batch to its last acknowledged and committed batch.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -71,7 +74,7 @@ async def run_dispatcher(
         engine = engine_for(database_url)
         try:
             query = text(
-                "SELECT count(*), extract(epoch FROM max(published_on) - min(queued_on)) "
+                "SELECT count(*), extract(epoch FROM min(queued_on)), extract(epoch FROM max(published_on)) "
                 "FROM workflow_runs WHERE event_id LIKE :p"
             )
             row: Any = None
@@ -92,7 +95,11 @@ async def run_dispatcher(
 
             await wait_until(all_published, timeout=60, what="runs marked published", watch=[process])
             async with engine.connect() as conn:
-                count, seconds = (await conn.execute(query, {"p": f"{tag}-%"})).one()
+                count, first_queued, last_published = (await conn.execute(query, {"p": f"{tag}-%"})).one()
+            last_message = await last_message_time(
+                settings.kafka_bootstrap, settings.topic_runs, settings.partitions_runs
+            )
+            seconds = max(float(last_published), last_message) - float(first_queued)
         finally:
             await engine.dispose()
     finally:
@@ -100,6 +107,30 @@ async def run_dispatcher(
     if count != events:
         raise RuntimeError(f"dispatch {tag}: expected {events} runs, found {count}")
     return float(count) / float(seconds)
+
+
+async def last_message_time(bootstrap: str, topic: str, partitions: int) -> float:
+    """The latest (producer) timestamp of the last message of each partition, in epoch seconds."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        waiting = {tp for tp, end in ends.items() if end > 0}
+        for tp in waiting:
+            consumer.seek(tp, ends[tp] - 1)
+        latest = 0
+        async with asyncio.timeout(30):
+            while waiting:
+                for tp, records in (await consumer.getmany(*waiting, timeout_ms=500)).items():
+                    latest = max([latest, *(r.timestamp for r in records)])
+                    waiting.discard(tp)
+        return latest / 1000
+    finally:
+        await consumer.stop()
 
 
 async def run_baseline(stack: BenchStack, tag: str, events: int) -> float:
@@ -116,6 +147,8 @@ async def run_baseline(stack: BenchStack, tag: str, events: int) -> float:
         f"bench.{tag}.baseline",
         "--events",
         str(events),
+        "--max-records",  # the dispatcher's batch size (with any --set override)
+        str(settings.dispatcher_batch_max),
         env=settings_env_plain(),
     ).start()
     result = await process.result(timeout=300)

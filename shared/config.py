@@ -85,9 +85,10 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     db_max_overflow: int = 10
 
-    dispatcher_batch_max: int = 500
+    dispatcher_batch_max: int = 2000
     scheduler_interval_s: float = 0.5
-    # An immediately-due run whose message was not produced (crash between commit and produce)
+    # A due run committed unpublished (API test runs; the dispatcher's runs are covered by their events'
+    # uncommitted offsets instead) whose message was not produced (crash between commit and produce)
     # is re-published by the scheduler after this many seconds.
     unpublished_grace_s: float = 10.0
 

@@ -9,11 +9,13 @@ executors claim runs idempotently, so a duplicate message does nothing).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import orjson
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.producer.message_accumulator import BatchBuilder
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -35,20 +37,50 @@ def run_message(run: RunToPublish) -> bytes:
     )
 
 
+Keyed = tuple[bytes, bytes, Sequence[tuple[str, bytes]]]  # key, value, headers
+
+_PARTITIONER = DefaultPartitioner()
+
+
+async def produce_keyed(producer: AIOKafkaProducer, topic: str, messages: Iterable[Keyed]) -> None:
+    """Produce messages in order and await their acks, one record batch per partition.
+
+    The partition of each key is the one ``producer.send`` would pick (the default partitioner over the
+    same partition list, computed once per key), so these messages and those sent one by one elsewhere
+    (the scheduler, the API) share their key's partition and its order. Building the batches directly
+    skips ``send``'s per-message coroutine, future and pure-Python murmur2 hash: in the dispatcher's
+    profile, producing one message each was a fifth of its CPU.
+    """
+    partitions = list(await producer.partitions_for(topic))
+    partition_of: dict[bytes, int] = {}
+    batches: dict[int, BatchBuilder] = {}
+    acks: list[asyncio.Future[object]] = []
+    for key, value, headers in messages:
+        partition = partition_of.get(key)
+        if partition is None:
+            partition = partition_of[key] = _PARTITIONER(key, partitions, partitions)
+        batch = batches.get(partition)
+        if batch is None:
+            batch = batches[partition] = producer.create_batch()
+        if batch.append(key=key, value=value, timestamp=None, headers=list(headers)) is None:
+            acks.append(await producer.send_batch(batch, topic, partition=partition))  # full: send it
+            batch = batches[partition] = producer.create_batch()
+            if batch.append(key=key, value=value, timestamp=None, headers=list(headers)) is None:
+                raise ValueError(f"a message of {len(value)} bytes does not fit in a record batch")
+    for partition, batch in batches.items():
+        acks.append(await producer.send_batch(batch, topic, partition=partition))
+    await asyncio.gather(*acks)
+
+
 async def produce_runs(producer: AIOKafkaProducer, settings: Settings, runs: Sequence[RunToPublish]) -> None:
     """Produce run messages (keyed by department, so a department's runs keep their order) and await acks."""
     if not runs:
         return
-    futures = [
-        await producer.send(
-            settings.topic_runs,
-            value=run_message(run),
-            key=str(run.department_id).encode(),
-            headers=list(run.headers) or None,
-        )
-        for run in runs
-    ]
-    await asyncio.gather(*futures)
+    await produce_keyed(
+        producer,
+        settings.topic_runs,
+        ((str(run.department_id).encode(), run_message(run), run.headers) for run in runs),
+    )
 
 
 async def produce_outcomes(

@@ -1,10 +1,19 @@
 """Turning one batch of events into runs: the dispatcher's unit of work.
 
-Within one transaction: insert a run per (event, matching workflow), skipping (workflow, EventId)
-pairs that already have one (the database's unique constraint is the idempotency guard); count the
+In one transaction per group of departments (two groups, stored concurrently): insert a run per
+(event, matching workflow), skipping (workflow, EventId) pairs that already have one (the
+database's unique constraint is the idempotency guard); count the
 new runs against the daily cap and the per-minute windows; mark the over-cap ones Failed and the
 deferred ones Pending with a ``next_attempt_on``. After the commit, the runs due now are produced
-to the run topic and marked published. Offsets are committed by the caller only after all that.
+to the run topic (acks awaited). That hand-off runs while the batch loop stores the next batch; the
+loop commits the offsets only after both, in order (``shared.kafka.batches``).
+
+The event's uncommitted offset is the outbox of the runs it created: they are stored already marked
+published (so the scheduler's sweep leaves them alone, and no second UPDATE per run is needed), and
+if their messages were not acknowledged (crash, broker error, a partition revoked mid-batch), the
+offset is not committed, the event is read again, and its runs that are still waiting for their first
+claim are found on the unique conflict and produced again (executors claim idempotently). Deferred
+runs are stored unpublished; the scheduler releases them when their window opens.
 """
 
 from __future__ import annotations
@@ -29,13 +38,17 @@ from services.dispatcher.matching import MatchIndex
 from services.dispatcher.rate_limit import count_daily_runs, take_slots
 from shared.config import Settings
 from shared.enums import EventType, Plan, RunStatus
+from shared.kafka.batches import Rest
 from shared.logging import get_logger
 from shared.messages import RunOutcome
 from shared.plans import limits_for
-from shared.runs_outbox import RunToPublish, mark_published, produce_outcomes, produce_runs
+from shared.runs_outbox import RunToPublish, produce_outcomes, produce_runs
 from shared.tracing import context_from_headers, kafka_headers, tracer
 
 log = get_logger(__name__)
+
+# Concurrent store transactions per batch (see BatchDispatcher._store).
+STORE_CONNECTIONS = 2
 
 # The batch travels as one JSON array unpacked by jsonb_to_recordset: orjson builds it in C, where
 # psycopg's list-to-array dumping of six parallel lists was the dispatcher's largest CPU cost (py-spy,
@@ -43,8 +56,9 @@ log = get_logger(__name__)
 INSERT_RUNS = text(
     """
     INSERT INTO workflow_runs (workflow_id, department_id, status, trigger_event_type, event_id, attempt_number,
-                               is_test, input_payload, occurred_on, queued_on)
-    SELECT t.workflow_id, t.department_id, 0, t.event_type, t.event_id, 1, false, t.payload, t.occurred_on, now()
+                               is_test, input_payload, occurred_on, queued_on, published_on)
+    SELECT t.workflow_id, t.department_id, 0, t.event_type, t.event_id, 1, false, t.payload, t.occurred_on, now(),
+           now()
     FROM jsonb_to_recordset(CAST(:rows AS jsonb))
          AS t(workflow_id int, department_id int, event_type int, event_id text, payload jsonb,
               occurred_on timestamptz)
@@ -54,11 +68,22 @@ INSERT_RUNS = text(
     """
 )
 
+# Runs of a redelivered event that exist already and still wait for their first claim: their messages
+# may never have been acknowledged (the offset was not committed), so they are produced again.
+EXISTING_WAITING_RUNS = text(
+    """
+    SELECT r.workflow_run_id, r.workflow_id, r.event_id, r.queued_on
+    FROM jsonb_to_recordset(CAST(:keys AS jsonb)) AS k(workflow_id int, event_id text)
+    JOIN workflow_runs r ON r.workflow_id = k.workflow_id AND r.event_id = k.event_id
+    WHERE r.status = 0 AND r.next_attempt_on IS NULL AND NOT r.is_test
+    """
+)
+
 SETTLE_RUNS = text(
     """
     UPDATE workflow_runs r
     SET status = t.status, next_attempt_on = t.next_attempt_on, error_message = t.error,
-        completed_on = CASE WHEN t.status = 3 THEN now() END
+        completed_on = CASE WHEN t.status = 3 THEN now() END, published_on = NULL
     FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS int[]), CAST(:next AS timestamptz[]),
                 CAST(:errors AS text[])) AS t(id, status, next_attempt_on, error)
     WHERE r.workflow_run_id = t.id
@@ -70,6 +95,7 @@ SETTLE_RUNS = text(
 class NewRun:
     run_id: int
     workflow_id: int
+    event_id: str
     department_id: int
     event_type: int
     order: int
@@ -78,6 +104,7 @@ class NewRun:
     next_attempt_on: datetime | None = None
     error: str | None = None
     traceparent: bytes | None = None
+    redelivered: bool = False  # stored by an earlier delivery of its event, counted against the limits then
 
 
 def daily_cap_message(plan: Plan, cap: int) -> str:
@@ -95,9 +122,10 @@ class BatchDispatcher:
         self.producer = producer
         self.settings = settings
         self.index = index
-        self._marking: asyncio.Task[None] | None = None
 
-    async def handle(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+    async def handle(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> Rest | None:
+        """Store the batch's runs (committed when this returns); returns the hand-off of the due ones to
+        executors, which the batch loop runs while the next batch is stored, and commits the offsets after."""
         started = time.perf_counter()
         events: list[ParsedEvent] = []
         poison: list[PoisonMessage] = []
@@ -116,11 +144,17 @@ class BatchDispatcher:
             if not matched:
                 metrics.EVENTS_UNMATCHED.inc()
             candidates.extend((event, workflow_id) for workflow_id in matched)
-        if candidates:
-            runs = await self._store(candidates)
-            await self._hand_off(runs)
-        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         metrics.BATCH_SIZE.observe(len(records))
+        if not candidates:
+            metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+            return None
+        runs = await self._store(candidates)
+
+        async def hand_off() -> None:
+            await self._hand_off(runs)
+            metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+
+        return hand_off
 
     async def _dead_letter(self, poison: Sequence[PoisonMessage]) -> None:
         if not poison:
@@ -146,24 +180,50 @@ class BatchDispatcher:
             await future
 
     async def _store(self, candidates: list[tuple[ParsedEvent, int]]) -> list[NewRun]:
+        """Store the runs in STORE_CONNECTIONS concurrent transactions, split by department.
+
+        One transaction keeps one PostgreSQL backend, i.e. one core, busy; the inserts (with their index
+        entries) are most of a batch's cost. Split by department, the transactions share no run key and
+        no rate-limit row, so they never wait on each other, and a department's runs keep their order
+        within its transaction. If one fails the whole batch is retried: the runs the other committed
+        are found again on the unique conflict (see the module docstring).
+        """
+        groups: dict[int, list[tuple[int, ParsedEvent, int]]] = defaultdict(list)
+        for position, (event, workflow_id) in enumerate(candidates):
+            groups[event.envelope.DepartmentId % STORE_CONNECTIONS].append((position, event, workflow_id))
+        stored = await asyncio.gather(
+            *(self._store_group(g) for g in groups.values()), return_exceptions=True
+        )
+        runs: list[NewRun] = []
+        for result in stored:
+            if isinstance(result, BaseException):
+                raise result
+            runs.extend(result)
+        runs.sort(key=lambda r: r.order)
+        return runs
+
+    async def _store_group(self, candidates: list[tuple[int, ParsedEvent, int]]) -> list[NewRun]:
         # A workflow deleted while this batch was being stored fails the foreign key; retrying re-joins
         # against the workflows that still exist.
         for attempt in range(3):
             try:
                 async with self.engine.begin() as conn:
                     runs = await self._insert(conn, candidates)
-                    await self._apply_limits(conn, runs)
-                    await self._settle(conn, runs)
+                    new = [r for r in runs if not r.redelivered]
+                    await self._apply_limits(conn, new)
+                    await self._settle(conn, new)
                 return runs
             except IntegrityError:
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
 
-    async def _insert(self, conn: AsyncConnection, candidates: list[tuple[ParsedEvent, int]]) -> list[NewRun]:
+    async def _insert(
+        self, conn: AsyncConnection, candidates: list[tuple[int, ParsedEvent, int]]
+    ) -> list[NewRun]:
         rows: list[dict[str, object]] = []
         order: dict[tuple[int, str], tuple[int, ParsedEvent]] = {}
-        for position, (event, workflow_id) in enumerate(candidates):
+        for position, event, workflow_id in candidates:
             env = event.envelope
             rows.append(
                 {
@@ -177,23 +237,40 @@ class BatchDispatcher:
             )
             order.setdefault((workflow_id, env.EventId), (position, event))
         result = await conn.execute(INSERT_RUNS, {"rows": orjson.dumps(rows).decode()})
-        runs = []
-        for run_id, workflow_id, event_id, queued_on in result:
-            position, event = order[(workflow_id, event_id)]
-            runs.append(
-                NewRun(
-                    run_id,
-                    workflow_id,
-                    event.envelope.DepartmentId,
-                    int(event.envelope.EventType),
-                    position,
-                    queued_on,
-                    traceparent=event.traceparent,
-                )
-            )
+        runs = [self._run(order, *row) for row in result]
         metrics.EVENTS_DUPLICATE.inc(len(candidates) - len(runs))
-        runs.sort(key=lambda r: r.order)
+        if len(runs) < len(order):
+            inserted = {(r.workflow_id, r.event_id) for r in runs}
+            keys = [{"workflow_id": w, "event_id": e} for (w, e) in order if (w, e) not in inserted]
+            existing = await conn.execute(EXISTING_WAITING_RUNS, {"keys": orjson.dumps(keys).decode()})
+            again = [self._run(order, *row, redelivered=True) for row in existing]
+            metrics.RUNS_RELEASED.labels("redelivered").inc(len(again))
+            runs.extend(again)
+        runs.sort(key=lambda r: r.order)  # the limits defer or cap a department's later runs
         return runs
+
+    @staticmethod
+    def _run(
+        order: dict[tuple[int, str], tuple[int, ParsedEvent]],
+        run_id: int,
+        workflow_id: int,
+        event_id: str,
+        queued_on: datetime,
+        *,
+        redelivered: bool = False,
+    ) -> NewRun:
+        position, event = order[(workflow_id, event_id)]
+        return NewRun(
+            run_id,
+            workflow_id,
+            event_id,
+            event.envelope.DepartmentId,
+            int(event.envelope.EventType),
+            position,
+            queued_on,
+            traceparent=event.traceparent,
+            redelivered=redelivered,
+        )
 
     async def _apply_limits(self, conn: AsyncConnection, runs: list[NewRun]) -> None:
         by_department: dict[int, list[NewRun]] = defaultdict(list)
@@ -247,31 +324,16 @@ class BatchDispatcher:
                 },
             )
 
-    async def _mark_published(self, run_ids: list[int]) -> None:
-        async with self.engine.begin() as conn:
-            await mark_published(conn, run_ids)
-
-    async def flush(self) -> None:
-        """Wait for the last batch's runs to be marked published (before the next marking, and at stop)."""
-        task, self._marking = self._marking, None
-        if task is None:
-            return
-        try:
-            await task
-        except Exception as exc:
-            # Left unpublished, the runs are re-published by the scheduler after the grace period;
-            # executors claim idempotently, so a second message does nothing.
-            log.warning("runs.mark_published_failed", error=f"{type(exc).__name__}: {exc}"[:300])
-
     async def _hand_off(self, runs: list[NewRun]) -> None:
-        due = [
-            RunToPublish(r.run_id, r.department_id, headers=_dispatch_span(r))
-            for r in runs
-            if r.status is RunStatus.Pending and r.next_attempt_on is None
-        ]
+        """Produce the due runs' messages (and the capped runs' outcomes) and await their acks."""
+        due = [r for r in runs if r.status is RunStatus.Pending and r.next_attempt_on is None]
         capped = [r for r in runs if r.status is RunStatus.Failed]
         deferred = sum(1 for r in runs if r.next_attempt_on is not None)
-        await produce_runs(self.producer, self.settings, due)
+        await produce_runs(
+            self.producer,
+            self.settings,
+            [RunToPublish(r.run_id, r.department_id, headers=_dispatch_span(r)) for r in due],
+        )
         await produce_outcomes(
             self.producer,
             self.settings,
@@ -288,13 +350,7 @@ class BatchDispatcher:
                 for run in capped
             ],
         )
-        if due:
-            # Marking is bookkeeping for the scheduler's re-publish sweep, not part of the hand-off: the
-            # messages are acknowledged, so the offsets may be committed and the next batch stored while
-            # it runs (one marking in flight at a time). Saved ~20 % of a batch's time (bench/README.md).
-            await self.flush()
-            self._marking = asyncio.create_task(self._mark_published([r.run_id for r in due]))
-        metrics.RUNS_CREATED.labels("due").inc(len(due))
+        metrics.RUNS_CREATED.labels("due").inc(sum(1 for r in due if not r.redelivered))
         metrics.RUNS_CREATED.labels("deferred").inc(deferred)
         metrics.RUNS_CREATED.labels("daily_cap").inc(len(capped))
 

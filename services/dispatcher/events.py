@@ -65,7 +65,7 @@ def parse_event(record: ConsumerRecord[bytes, bytes], max_bytes: int) -> ParsedE
         return PoisonMessage(record, f"the payload cannot be stored: {exc}"[:300], "invalid_shape")
     # PostgreSQL text and jsonb cannot hold U+0000; one such event would otherwise fail its whole batch
     # again and again, and with it every event behind it.
-    if "\x00" in envelope.EventId or _ESCAPED_NUL.search(payload_json):
+    if "\x00" in envelope.EventId or ("\\u0000" in payload_json and _ESCAPED_NUL.search(payload_json)):
         return PoisonMessage(
             record, "the message contains a NUL character (U+0000), which cannot be stored", "invalid_content"
         )

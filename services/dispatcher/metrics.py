@@ -17,7 +17,7 @@ BATCH_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 BATCH_SIZE = Histogram(
-    "wf_dispatcher_batch_events", "Events per batch", buckets=(1, 10, 50, 100, 250, 500, 1000)
+    "wf_dispatcher_batch_events", "Events per batch", buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000)
 )
 CONSUMER_LAG = Gauge("wf_dispatcher_consumer_lag", "Events waiting in the assigned partitions")
 INDEX_WORKFLOWS = Gauge("wf_dispatcher_index_workflows", "Enabled workflows in the matching index")

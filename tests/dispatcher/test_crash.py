@@ -1,9 +1,16 @@
-"""A dispatcher process killed (SIGKILL) mid-batch loses no event and duplicates no run after restart."""
+"""A dispatcher process killed (SIGKILL) mid-batch loses no event, duplicates no run and leaves no run
+without its message to executors after restart."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
+import orjson
+from aiokafka import AIOKafkaConsumer
 from sqlalchemy import text
 
+from shared.config import Settings
 from tests.support.helpers import event, fetch, isolated, produce, wait_for
 from tests.support.processes import ServiceProcess
 
@@ -80,3 +87,30 @@ async def test_dispatcher_killed_mid_batch_loses_nothing_and_duplicates_nothing(
         )
     )[0]
     assert total == distinct == 4000
+    # Runs stored before the kill whose messages were not acknowledged are produced again when their
+    # events are read again (their offsets were not committed): every run reaches the run topic.
+    run_ids = {
+        row[0]
+        for row in await fetch(
+            db, "SELECT workflow_run_id FROM workflow_runs WHERE department_id = ANY(:d)", d=departments
+        )
+    }
+    assert run_ids <= await run_ids_in_topic(cfg, until=run_ids)
+
+
+async def run_ids_in_topic(cfg: Settings, *, until: set[int], timeout: float = 60) -> set[int]:
+    """The RunIds on the run topic, read from the start until all of ``until`` were seen (or time is up)."""
+    consumer = AIOKafkaConsumer(
+        cfg.topic_runs, bootstrap_servers=cfg.kafka_bootstrap, group_id=None, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    seen: set[int] = set()
+    try:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while not until <= seen:
+                    for records in (await consumer.getmany(timeout_ms=300)).values():
+                        seen.update(orjson.loads(r.value)["RunId"] for r in records)
+    finally:
+        await consumer.stop()
+    return seen
