@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -46,14 +47,38 @@ def issue_token(
     return jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm="HS256")
 
 
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    principal: Principal
+    valid_from: int  # PyJWT refuses the token while the clock is before iat / nbf
+    expires: int  # and from exp on
+
+
 class TokenVerifier:
-    def __init__(self, settings: Settings) -> None:
+    """Checks API tokens, remembering the outcome of each successful check per token string.
+
+    Everything PyJWT checks except the time claims depends only on the token and this process's
+    keys (the secret, or JWKS keys that ``cache_keys`` keeps for the process's life anyway), so a
+    bounded LRU of verified tokens skips the signature check and claim parsing on a client's next
+    request; iat, nbf and exp are compared with the clock at every use as PyJWT compares them, and
+    a token outside that window is checked afresh (and refused with PyJWT's reason). Failures are
+    never cached. The same token gets the same answer on every replica.
+    """
+
+    def __init__(self, settings: Settings, *, cache_size: int = 4096) -> None:
         self._settings = settings
         self._jwks = (
             jwt.PyJWKClient(settings.jwt_jwks_url, cache_keys=True) if settings.jwt_jwks_url else None
         )
+        self._verified = functools.lru_cache(maxsize=cache_size)(self._check)
 
     def verify(self, token: str) -> Principal:
+        verified = self._verified(token)
+        if verified.valid_from <= time.time() < verified.expires:
+            return verified.principal
+        return self._check(token).principal
+
+    def _check(self, token: str) -> _Verified:
         options: jwt.types.Options = {"require": ["exp", "sub"]}
         try:
             if self._jwks is not None:
@@ -90,4 +115,7 @@ class TokenVerifier:
             roles = [roles]
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise InvalidToken("token roles claim must be a list of strings")
-        return Principal(user_id=str(claims["sub"]), department_id=department, roles=frozenset(roles))
+        principal = Principal(user_id=str(claims["sub"]), department_id=department, roles=frozenset(roles))
+        # PyJWT has checked that these claims are integers (int() of them) and within the window now.
+        not_before = [int(claims[name]) for name in ("iat", "nbf") if name in claims]
+        return _Verified(principal, valid_from=max(not_before, default=0), expires=int(claims["exp"]))

@@ -18,10 +18,11 @@ from services.api.middleware import LimitsAndMetrics
 from services.api.openapi import install_openapi
 from services.api.runs.endpoints import router as runs_router
 from services.api.state import ApiState
+from services.api.workflows.endpoints import collection_router as workflows_collection_router
 from services.api.workflows.endpoints import router as workflows_router
 from shared.auth import TokenVerifier
 from shared.config import Settings
-from shared.db.engine import create_engine, create_sessionmaker, database_ready
+from shared.db.engine import create_engine, create_read_pool, create_sessionmaker, database_ready
 from shared.kafka.clients import create_producer, kafka_reachable
 from shared.kafka.topics import ensure_topics
 from shared.keys import keyring_from
@@ -37,10 +38,13 @@ def create_app(settings: Settings) -> FastAPI:
             await ensure_topics(settings)
         producer = create_producer(settings)
         await producer.start()
+        reads = create_read_pool(settings)
+        await reads.open()  # connects in the background; a read waits for its connection
         app.state.api = ApiState(
             settings=settings,
             engine=engine,
             sessionmaker=create_sessionmaker(engine),
+            reads=reads,
             producer=producer,
             verifier=TokenVerifier(settings),
             keyring=keyring_from(settings),
@@ -48,6 +52,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
+            await reads.close()
             await producer.stop()
             await engine.dispose()
 
@@ -60,6 +65,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     install_error_handlers(app)
     install_openapi(app)
+    app.include_router(workflows_collection_router)
     # Fixed paths (/credentials, /runs, /eventtypes, /events) before /{workflow_id}, which would match them too.
     app.include_router(events_router)
     app.include_router(eventtypes_router)

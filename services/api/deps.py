@@ -6,26 +6,29 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.errors import Forbidden, Unauthorized
 from services.api.state import ApiState
 from shared.auth import DEPARTMENT_ADMIN, SYSTEM_ADMIN, InvalidToken, Principal
 
-_bearer = HTTPBearer(auto_error=False, description="JWT with sub, department_id, roles and exp claims")
+
+def request_state(request: Request) -> ApiState:
+    """The lifespan's ApiState, without a dependency layer (hot endpoints take ``request: Request``)."""
+    state: ApiState = request.app.state.api
+    return state
 
 
 async def get_state(request: Request) -> ApiState:
-    state: ApiState = request.app.state.api
-    return state
+    return request_state(request)
 
 
 StateDep = Annotated[ApiState, Depends(get_state)]
 
 
-async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
-    async with state.sessionmaker() as session:
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request_state(request).sessionmaker() as session:
         try:
             yield session
         except BaseException:
@@ -38,31 +41,36 @@ async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-async def get_principal(
-    state: StateDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> Principal:
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Unauthorized("A Bearer token is required", headers={"WWW-Authenticate": "Bearer"})
-    try:
-        return state.verifier.verify(credentials.credentials)
-    except InvalidToken as exc:
-        raise Unauthorized(
-            f"The Bearer token is not accepted: {exc}", headers={"WWW-Authenticate": "Bearer"}
-        ) from None
+class BearerPrincipal(HTTPBearer):
+    """The token's principal, if it has ``role``: 401 without a valid token, then 403 without the role.
 
+    The security scheme itself (documented in OpenAPI as HTTPBearer), so that an endpoint resolves one
+    dependency rather than a chain: FastAPI's work per dependency is paid on every request. async,
+    because FastAPI runs sync dependencies in a worker thread.
+    """
 
-PrincipalDep = Annotated[Principal, Depends(get_principal)]
+    def __init__(self, role: str) -> None:
+        super().__init__(
+            scheme_name="HTTPBearer",
+            description="JWT with sub, department_id, roles and exp claims",
+            auto_error=False,
+        )
+        self.role = role
 
-
-def require_role(role: str) -> object:
-    # async: FastAPI runs sync dependencies in a worker thread, a context switch on every request
-    async def check(principal: PrincipalDep) -> Principal:
-        if role not in principal.roles:
-            raise Forbidden(f"This endpoint needs the {role} role")
+    async def __call__(self, request: Request) -> Principal:  # type: ignore[override]
+        credentials = await super().__call__(request)  # None unless "Bearer <token>"
+        if credentials is None:
+            raise Unauthorized("A Bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+        try:
+            principal = request_state(request).verifier.verify(credentials.credentials)
+        except InvalidToken as exc:
+            raise Unauthorized(
+                f"The Bearer token is not accepted: {exc}", headers={"WWW-Authenticate": "Bearer"}
+            ) from None
+        if self.role not in principal.roles:
+            raise Forbidden(f"This endpoint needs the {self.role} role")
         return principal
 
-    return check
 
-
-DepartmentAdminDep = Annotated[Principal, Depends(require_role(DEPARTMENT_ADMIN))]
-SystemAdminDep = Annotated[Principal, Depends(require_role(SYSTEM_ADMIN))]
+DepartmentAdminDep = Annotated[Principal, Depends(BearerPrincipal(DEPARTMENT_ADMIN))]
+SystemAdminDep = Annotated[Principal, Depends(BearerPrincipal(SYSTEM_ADMIN))]

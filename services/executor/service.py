@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import socket
 import time
@@ -95,6 +96,8 @@ class ExecutorService:
             asyncio.create_task(self._heartbeat(), name="leases"),
             asyncio.create_task(self._observe(), name="observe"),
         ]
+        # What start-up loaded lives as long as the process: frozen, the collector stops re-scanning it.
+        gc.freeze()
         log.info("executor.started", owner=self.owner)
 
     async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> None:

@@ -1,11 +1,15 @@
-"""Async SQLAlchemy engine and the unit-of-work scope used by every service."""
+"""Async SQLAlchemy engine and the unit-of-work scope used by every service; a psycopg pool for
+single-statement reads (the API's hot list)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from typing import Any, LiteralString
 
-from sqlalchemy import text
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from shared.config import Settings
@@ -23,6 +27,45 @@ def create_engine(settings: Settings, *, pool_size: int | None = None, pre_ping:
         # psycopg prepares statements after 5 uses; the hot paths run the same few statements.
         connect_args={"prepare_threshold": 5, "connect_timeout": 5},
     )
+
+
+ReadPool = AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]]
+
+
+def create_read_pool(settings: Settings) -> ReadPool:
+    """Plain psycopg connections in autocommit for single read-only statements: one round trip per
+    read (no pre-ping, BEGIN or COMMIT) and none of SQLAlchemy's per-statement work. It grows to
+    pool size + overflow under load and keeps those connections until idle for ``max_idle``
+    (10 min), where a QueuePool closes each overflow connection on return (a new connection per
+    request once more requests are in flight than its pool_size). Open with ``await pool.open()``."""
+    url = make_url(settings.database_url).set(drivername="postgresql")
+    return AsyncConnectionPool(
+        url.render_as_string(hide_password=False),
+        min_size=1,
+        max_size=settings.db_pool_size + settings.db_max_overflow,
+        kwargs={"autocommit": True, "prepare_threshold": 5, "connect_timeout": 5},
+        open=False,
+        name="reads",
+    )
+
+
+async def read_value(pool: ReadPool, query: LiteralString, params: Mapping[str, Any]) -> Any:
+    """The first column of the first row of one read-only statement (None without a row).
+
+    A connection the server dropped (restart, failover) would otherwise fail one request per idle
+    connection: the first failure has the pool test its idle connections, and the read is retried
+    once, which is safe because it changes nothing."""
+    try:
+        return await _read_value_once(pool, query, params)
+    except psycopg.OperationalError:
+        await pool.check()
+        return await _read_value_once(pool, query, params)
+
+
+async def _read_value_once(pool: ReadPool, query: LiteralString, params: Mapping[str, Any]) -> Any:
+    async with pool.connection() as conn:
+        row = await (await conn.execute(query, params)).fetchone()
+        return None if row is None else row[0]
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

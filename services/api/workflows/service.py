@@ -1,16 +1,15 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.department.service import lock_department
 from services.api.errors import NotFound, PlanLimitReached
-from services.api.workflows.repository import WorkflowRepository
+from services.api.workflows.repository import WorkflowRepository, list_json
 from services.api.workflows.schemas import WorkflowInput, WorkflowStepInput
 from services.api.workflows.step_rules import check_step, normalised_condition
 from shared.auth import Principal
+from shared.db.engine import ReadPool
 from shared.models import Workflow, WorkflowStep
 from shared.plans import MAX_RETRY_CEILING, limits_for
 
@@ -39,11 +38,8 @@ def _apply_step(step: WorkflowStep, data: WorkflowStepInput) -> None:
 
 
 class WorkflowService:
-    async def list_json(self, session: AsyncSession, principal: Principal) -> str:
-        return await WorkflowRepository.from_session(session).list_json(principal.department_id)
-
-    async def list(self, session: AsyncSession, principal: Principal) -> Sequence[Workflow]:
-        return await WorkflowRepository.from_session(session).list(principal.department_id)
+    async def list_json(self, reads: ReadPool, principal: Principal) -> str:
+        return await list_json(reads, principal.department_id)
 
     async def get(self, session: AsyncSession, principal: Principal, workflow_id: int) -> Workflow:
         workflow = await WorkflowRepository.from_session(session).get(principal.department_id, workflow_id)
