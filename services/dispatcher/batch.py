@@ -47,8 +47,10 @@ from shared.tracing import context_from_headers, kafka_headers, tracer
 
 log = get_logger(__name__)
 
-# Concurrent store transactions per batch (see BatchDispatcher._store).
+# Concurrent store transactions per batch (see BatchDispatcher._store), for batches of at least
+# SPLIT_AT runs: a small batch is cheaper in one transaction.
 STORE_CONNECTIONS = 2
+SPLIT_AT = 200
 
 # The batch travels as one JSON array unpacked by jsonb_to_recordset: orjson builds it in C, where
 # psycopg's list-to-array dumping of six parallel lists was the dispatcher's largest CPU cost (py-spy,
@@ -189,8 +191,9 @@ class BatchDispatcher:
         are found again on the unique conflict (see the module docstring).
         """
         groups: dict[int, list[tuple[int, ParsedEvent, int]]] = defaultdict(list)
+        ways = STORE_CONNECTIONS if len(candidates) >= SPLIT_AT else 1
         for position, (event, workflow_id) in enumerate(candidates):
-            groups[event.envelope.DepartmentId % STORE_CONNECTIONS].append((position, event, workflow_id))
+            groups[event.envelope.DepartmentId % ways].append((position, event, workflow_id))
         stored = await asyncio.gather(
             *(self._store_group(g) for g in groups.values()), return_exceptions=True
         )

@@ -69,6 +69,9 @@ class DispatcherService:
             max_records=settings.dispatcher_batch_max,
             depth=2,
             revoke_wait_s=settings.shutdown_grace_s,
+            # Re-reading up to this much after a crash is harmless (runs are unique per event); at low
+            # rates it saves an offset commit per event or two.
+            commit_interval_s=0.2,
         )
         self.consumer.subscribe([settings.topic_events], listener=self.loop)
         await self.consumer.start()

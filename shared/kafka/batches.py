@@ -65,6 +65,8 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         poll_timeout_ms: int = 100,
         retry_pause_s: float = 1.0,
         revoke_wait_s: float = 20.0,
+        commit_interval_s: float = 0.0,
+        batch_interval_s: float = 0.0,
     ) -> None:
         self.consumer = consumer
         self.handle = handle
@@ -73,6 +75,14 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         self.poll_timeout_ms = poll_timeout_ms
         self.retry_pause_s = retry_pause_s
         self.revoke_wait_s = revoke_wait_s
+        # At low rates a batch is an event or two: committing each one, or waking for each one, costs
+        # the broker and the database more than the work itself. Done batches' offsets are committed
+        # together at most every ``commit_interval_s`` (and always before a revoke or a stop); after a
+        # partial batch the next fetch waits until ``batch_interval_s`` after the last one began.
+        self.commit_interval_s = commit_interval_s
+        self.batch_interval_s = batch_interval_s
+        self._committable: dict[TopicPartition, int] = {}
+        self._last_commit = 0.0
         self.heartbeat = time.monotonic()
         self.healthy = True
         self._stopping = asyncio.Event()
@@ -94,11 +104,13 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]
                     await self._recover()
                     continue
                 epoch = self._epoch
+                began = time.monotonic()
                 batch = await self.consumer.getmany(
                     timeout_ms=self.poll_timeout_ms, max_records=self.max_records
                 )
                 records = [record for partition in batch.values() for record in partition]
                 if not records:
+                    await self._commit_done(force=False)
                     continue
                 try:
                     rest = await self.handle(records)
@@ -106,9 +118,12 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]
                     self._fail(exc, len(records), _first_offsets(batch), epoch)
                     continue
                 self._start(_InFlight(_first_offsets(batch), _next_offsets(batch), epoch), rest, len(records))
+                if len(records) < self.max_records and self.batch_interval_s:
+                    await asyncio.sleep(max(0.0, began + self.batch_interval_s - time.monotonic()))
         finally:
             try:
                 await self._settle()  # a clean stop commits what is in flight
+                await self._commit_done(force=True)
             except asyncio.CancelledError:
                 for entry in list(self._in_flight):
                     entry.task.cancel()
@@ -132,7 +147,8 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         else:
             if not self._failed and entry.epoch == self._epoch:
                 self.healthy = True
-                await self._commit(entry.next)
+                self._committable.update(entry.next)  # batches finish in order: later offsets win
+                await self._commit_done(force=False)
             else:
                 self._note_rewind(entry.first, entry.epoch)
         finally:
@@ -166,6 +182,15 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)
 
+    async def _commit_done(self, *, force: bool) -> None:
+        if not self._committable or (
+            not force and time.monotonic() - self._last_commit < self.commit_interval_s
+        ):
+            return
+        offsets, self._committable = self._committable, {}
+        self._last_commit = time.monotonic()
+        await self._commit(offsets)
+
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         assigned = self.consumer.assignment()
         offsets = {tp: offset for tp, offset in offsets.items() if tp in assigned}
@@ -185,6 +210,7 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         for entry in self._in_flight:
             entry.epoch = self._epoch
         await self._settle(self.revoke_wait_s)
+        await self._commit_done(force=True)
         self._epoch += 1  # whatever is still in flight now commits nothing
         self._rewind_to.clear()  # the next assignment starts from the committed offsets
 
