@@ -22,7 +22,7 @@ from services.api.workflows.endpoints import collection_router as workflows_coll
 from services.api.workflows.endpoints import router as workflows_router
 from shared.auth import TokenVerifier
 from shared.config import Settings
-from shared.db.engine import create_engine, create_read_pool, create_sessionmaker, database_ready
+from shared.db.engine import create_engine, create_sessionmaker, create_statement_pool, database_ready
 from shared.kafka.clients import create_producer, kafka_reachable
 from shared.kafka.topics import ensure_topics
 from shared.keys import keyring_from
@@ -38,7 +38,7 @@ def create_app(settings: Settings) -> FastAPI:
             await ensure_topics(settings)
         producer = create_producer(settings)
         await producer.start()
-        reads = create_read_pool(settings)
+        reads = create_statement_pool(settings, name="reads")
         await reads.open()  # connects in the background; a read waits for its connection
         app.state.api = ApiState(
             settings=settings,

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from shared.auth import TokenVerifier
 from shared.config import Settings
 from shared.crypto import Keyring
-from shared.db.engine import ReadPool
+from shared.db.engine import StatementPool
 
 
 @dataclass
@@ -18,7 +18,7 @@ class ApiState:
     settings: Settings
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
-    reads: ReadPool  # single read-only statements, no transaction (shared.db.engine.read_value)
+    reads: StatementPool  # single read-only statements, no transaction (shared.db.engine.read_value)
     producer: AIOKafkaProducer
     verifier: TokenVerifier
     keyring: Keyring

@@ -20,7 +20,7 @@ from services.executor.actions.base import ActionSettings
 from services.executor.engine import RunExecutor
 from services.executor.store import RunStore
 from shared.config import Settings
-from shared.db.engine import create_engine, database_ready
+from shared.db.engine import StatementPool, create_engine, create_statement_pool, database_ready
 from shared.egress import EgressGuard
 from shared.kafka.clients import create_consumer, create_producer, kafka_reachable
 from shared.kafka.concurrent import ConcurrentLoop
@@ -54,6 +54,7 @@ class ExecutorService:
         self.side_port = settings.executor_port if side_port is None else side_port
         self.owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.engine: AsyncEngine | None = None
+        self.statements: StatementPool | None = None
         self.producer: AIOKafkaProducer | None = None
         self.consumer: AIOKafkaConsumer | None = None
         self.loop: ConcurrentLoop | None = None
@@ -66,7 +67,11 @@ class ExecutorService:
     async def start(self) -> None:
         settings = self.settings
         settings.require_infrastructure()
-        self.engine = create_engine(settings, pool_size=max(settings.db_pool_size, 20), pre_ping=False)
+        self.engine = create_engine(settings, pre_ping=False)  # the send quotas' transactions
+        self.statements = create_statement_pool(
+            settings, name="executor", max_size=max(settings.db_pool_size + settings.db_max_overflow, 30)
+        )
+        await self.statements.open()
         if settings.kafka_create_topics:
             await ensure_topics(settings)
         # It only produces run outcomes (for the health figures): a longer linger batches them into
@@ -74,7 +79,7 @@ class ExecutorService:
         self.producer = create_producer(settings, linger_ms=10)
         await self.producer.start()
         self.egress = EgressGuard(settings.allow_cidrs, settings.host_overrides)
-        store = RunStore(self.engine, self.owner, settings.executor_lease_s)
+        store = RunStore(self.engine, self.statements, self.owner, settings.executor_lease_s)
         self.executor = RunExecutor(
             store, self.producer, settings, keyring_from(settings), self.egress, action_settings(settings)
         )
@@ -167,6 +172,8 @@ class ExecutorService:
             await self.egress.aclose()
         if self.side is not None:
             await self.side.stop()
+        if self.statements is not None:
+            await self.statements.close()
         if self.engine is not None:
             await self.engine.dispose()
 

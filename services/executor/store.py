@@ -8,21 +8,20 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db.coalescer import Coalescer
+from shared.db.engine import StatementPool
 
 # A run can be claimed when it is waiting and due, or when its previous executor's lease ran out.
 # Claims, step records and settlements of the runs in flight are coalesced (shared/db/coalescer.py):
 # one statement serves every run that asked while the previous one was in flight.
-CLAIM = text(
-    """
+CLAIM = """
     WITH claimed AS (
         UPDATE workflow_runs
-        SET status = 1, started_on = coalesce(started_on, now()), lease_owner = :owner,
-            lease_until = now() + make_interval(secs => :lease)
-        WHERE workflow_run_id = ANY(CAST(:ids AS bigint[]))
+        SET status = 1, started_on = coalesce(started_on, now()), lease_owner = %(owner)s,
+            lease_until = now() + make_interval(secs => %(lease)s)
+        WHERE workflow_run_id = ANY(CAST(%(ids)s AS bigint[]))
           AND ((status IN (0, 5) AND coalesce(next_attempt_on, now()) <= now())
                OR (status = 1 AND lease_until < now()))
         RETURNING workflow_run_id, workflow_id, department_id, trigger_event_type, event_id, attempt_number,
@@ -38,46 +37,38 @@ CLAIM = text(
     LEFT JOIN workflows w ON w.workflow_id = c.workflow_id
     LEFT JOIN departments d ON d.department_id = c.department_id
     """
-)
 
-LOAD_LEDGER = text("SELECT workflow_step_id, outcome FROM run_step_ledger WHERE workflow_run_id = :run_id")
+LOAD_LEDGER = "SELECT workflow_step_id, outcome FROM run_step_ledger WHERE workflow_run_id = %(run_id)s"
 
-LAST_ERRORS = text(
-    """
+LAST_ERRORS = """
     SELECT DISTINCT ON (workflow_step_id) workflow_step_id, error_message
     FROM workflow_run_logs
-    WHERE workflow_run_id = :run_id AND workflow_step_id = ANY(CAST(:ids AS int[]))
+    WHERE workflow_run_id = %(run_id)s AND workflow_step_id = ANY(CAST(%(ids)s AS int[]))
     ORDER BY workflow_step_id, workflow_run_log_id DESC
     """
-)
 
-LOAD_CREDENTIALS = text(
-    """
+LOAD_CREDENTIALS = """
     SELECT workflow_credential_id, credential_type, public_data, encrypted_data
     FROM workflow_credentials
-    WHERE department_id = :dep AND workflow_credential_id = ANY(CAST(:ids AS int[]))
+    WHERE department_id = %(dep)s AND workflow_credential_id = ANY(CAST(%(ids)s AS int[]))
     """
-)
 
-RENEW = text(
-    """
-    UPDATE workflow_runs SET lease_until = now() + make_interval(secs => :lease)
-    WHERE workflow_run_id = :run_id AND status = 1 AND lease_owner = :owner
+RENEW = """
+    UPDATE workflow_runs SET lease_until = now() + make_interval(secs => %(lease)s)
+    WHERE workflow_run_id = %(run_id)s AND status = 1 AND lease_owner = %(owner)s
     RETURNING 1
     """
-)
 
-RENEW_MANY = text(
-    "UPDATE workflow_runs SET lease_until = now() + make_interval(secs => :lease) "
-    "WHERE workflow_run_id = ANY(CAST(:ids AS bigint[])) AND status = 1 AND lease_owner = :owner"
+RENEW_MANY = (
+    "UPDATE workflow_runs SET lease_until = now() + make_interval(secs => %(lease)s) "
+    "WHERE workflow_run_id = ANY(CAST(%(ids)s AS bigint[])) AND status = 1 AND lease_owner = %(owner)s"
 )
 
 # The log row and the ledger entry are written by one statement, so a step is never ledgered without
 # its log row (or logged as done without its ledger entry).
-RECORD_STEPS = text(
-    """
+RECORD_STEPS = """
     WITH entry AS (
-        SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+        SELECT * FROM jsonb_to_recordset(CAST(%(rows)s AS jsonb))
             AS t(run_id bigint, step_id int, attempt int, status int, rendered text, result text, error text,
                  started timestamptz, completed timestamptz, duration int, outcome varchar)
     ), logged AS (
@@ -89,22 +80,19 @@ RECORD_STEPS = text(
     SELECT run_id, step_id, outcome, completed FROM entry WHERE outcome IS NOT NULL
     ON CONFLICT DO NOTHING
     """
-)
 
-SETTLE = text(
-    """
+SETTLE = """
     UPDATE workflow_runs r
     SET status = t.status, completed_on = CASE WHEN t.final THEN now() END, error_message = t.error,
         next_attempt_on = t.next_attempt_on, attempt_number = t.attempt,
         published_on = CASE WHEN t.final THEN r.published_on END,
         lease_owner = NULL, lease_until = NULL
-    FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+    FROM jsonb_to_recordset(CAST(%(rows)s AS jsonb))
         AS t(run_id bigint, status int, final boolean, error text, next_attempt_on timestamptz, attempt int)
-    WHERE r.workflow_run_id = t.run_id AND r.status = 1 AND r.lease_owner = :owner
+    WHERE r.workflow_run_id = t.run_id AND r.status = 1 AND r.lease_owner = %(owner)s
     RETURNING r.workflow_run_id, r.workflow_id, r.department_id, r.queued_on, r.started_on, r.completed_on,
               r.is_test
     """
-)
 
 
 def _storable(value: str | None) -> str | None:
@@ -188,10 +176,11 @@ ClaimRow = tuple[ClaimedRun, RunDefinition | None, bool]
 
 
 class RunStore:
-    def __init__(self, engine: AsyncEngine, owner: str, lease_s: float) -> None:
+    def __init__(self, engine: AsyncEngine, statements: StatementPool, owner: str, lease_s: float) -> None:
         self.engine = engine
-        # Every write here is a single atomic statement: autocommit saves the BEGIN and COMMIT round trips.
-        self.db = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # Every statement here is atomic on its own: autocommit saves the BEGIN and COMMIT round trips,
+        # and plain psycopg (prepared statements) SQLAlchemy's per-statement work.
+        self.db = statements
         self.owner = owner
         self.lease_s = lease_s
         self._claims = Coalescer[int, ClaimRow | None]("claim", self._claim_batch)
@@ -208,11 +197,11 @@ class RunStore:
         return await self._claims.submit(run_id)
 
     async def _claim_batch(self, run_ids: Sequence[int]) -> list[ClaimRow | None]:
-        async with self.db.connect() as conn:
-            rows = await conn.execute(
+        async with self.db.connection() as conn:
+            cursor = await conn.execute(
                 CLAIM, {"ids": sorted(set(run_ids)), "owner": self.owner, "lease": self.lease_s}
             )
-            claimed = {row[0]: _claim_row(row) for row in rows}
+            claimed = {row[0]: _claim_row(row) for row in await cursor.fetchall()}
         # A run asked for twice in one batch (a redelivered message) is handed to the first asker only.
         return [claimed.pop(run_id, None) for run_id in run_ids]
 
@@ -220,7 +209,7 @@ class RunStore:
         await self._records.submit(record)
 
     async def _record_batch(self, records: Sequence[StepRecord]) -> list[None]:
-        async with self.db.connect() as conn:
+        async with self.db.connection() as conn:
             await conn.execute(RECORD_STEPS, {"rows": orjson.dumps(records).decode()})
         return [None] * len(records)
 
@@ -232,39 +221,41 @@ class RunStore:
 
     async def _settle_batch(self, settlements: Sequence[Settlement]) -> list[tuple[Any, ...] | None]:
         rows = orjson.dumps(settlements).decode()
-        async with self.db.connect() as conn:
-            result = await conn.execute(SETTLE, {"rows": rows, "owner": self.owner})
-            settled = {row[0]: tuple(row[1:]) for row in result}
+        async with self.db.connection() as conn:
+            cursor = await conn.execute(SETTLE, {"rows": rows, "owner": self.owner})
+            settled = {row[0]: tuple(row[1:]) for row in await cursor.fetchall()}
         return [settled.pop(s.run_id, None) for s in settlements]
 
     async def ledger(self, run_id: int) -> dict[int, str]:
-        async with self.db.connect() as conn:
-            return dict((await conn.execute(LOAD_LEDGER, {"run_id": run_id})).all())
+        async with self.db.connection() as conn:
+            cursor = await conn.execute(LOAD_LEDGER, {"run_id": run_id})
+            return dict(await cursor.fetchall())
 
     async def credentials(
         self, department_id: int, ids: list[int]
     ) -> dict[int, tuple[int, dict[str, Any], str]]:
         if not ids:
             return {}
-        async with self.db.connect() as conn:
-            rows = await conn.execute(LOAD_CREDENTIALS, {"dep": department_id, "ids": ids})
-            return {cid: (ctype, public or {}, token) for cid, ctype, public, token in rows}
+        async with self.db.connection() as conn:
+            cursor = await conn.execute(LOAD_CREDENTIALS, {"dep": department_id, "ids": ids})
+            return {
+                cid: (ctype, public or {}, token) for cid, ctype, public, token in await cursor.fetchall()
+            }
 
     async def last_errors(self, run_id: int, step_ids: list[int]) -> dict[int, str]:
         """The error each step's latest log row shows."""
-        async with self.db.connect() as conn:
-            rows = await conn.execute(LAST_ERRORS, {"run_id": run_id, "ids": step_ids})
-            return {step_id: error for step_id, error in rows if error}
+        async with self.db.connection() as conn:
+            cursor = await conn.execute(LAST_ERRORS, {"run_id": run_id, "ids": step_ids})
+            return {step_id: error for step_id, error in await cursor.fetchall() if error}
 
     async def renew(self, run_id: int) -> bool:
-        async with self.db.connect() as conn:
-            return (
-                await conn.execute(RENEW, {"run_id": run_id, "owner": self.owner, "lease": self.lease_s})
-            ).first() is not None
+        async with self.db.connection() as conn:
+            cursor = await conn.execute(RENEW, {"run_id": run_id, "owner": self.owner, "lease": self.lease_s})
+            return await cursor.fetchone() is not None
 
     async def renew_many(self, run_ids: list[int]) -> None:
         if run_ids:
-            async with self.db.connect() as conn:
+            async with self.db.connection() as conn:
                 await conn.execute(RENEW_MANY, {"ids": run_ids, "owner": self.owner, "lease": self.lease_s})
 
 

@@ -29,27 +29,28 @@ def create_engine(settings: Settings, *, pool_size: int | None = None, pre_ping:
     )
 
 
-ReadPool = AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]]
+StatementPool = AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]]
 
 
-def create_read_pool(settings: Settings) -> ReadPool:
-    """Plain psycopg connections in autocommit for single read-only statements: one round trip per
-    read (no pre-ping, BEGIN or COMMIT) and none of SQLAlchemy's per-statement work. It grows to
-    pool size + overflow under load and keeps those connections until idle for ``max_idle``
-    (10 min), where a QueuePool closes each overflow connection on return (a new connection per
-    request once more requests are in flight than its pool_size). Open with ``await pool.open()``."""
+def create_statement_pool(settings: Settings, *, name: str, max_size: int | None = None) -> StatementPool:
+    """Plain psycopg connections in autocommit for single statements (each atomic on its own): one
+    round trip per statement (no pre-ping, BEGIN or COMMIT), statements prepared after 5 uses, and
+    none of SQLAlchemy's per-statement work. It grows to ``max_size`` (pool size + overflow) under
+    load and keeps those connections until idle for ``max_idle`` (10 min), where a QueuePool closes
+    each overflow connection on return (a new connection per request once more requests are in
+    flight than its pool_size). Open with ``await pool.open()``."""
     url = make_url(settings.database_url).set(drivername="postgresql")
     return AsyncConnectionPool(
         url.render_as_string(hide_password=False),
         min_size=1,
-        max_size=settings.db_pool_size + settings.db_max_overflow,
+        max_size=max_size or settings.db_pool_size + settings.db_max_overflow,
         kwargs={"autocommit": True, "prepare_threshold": 5, "connect_timeout": 5},
         open=False,
-        name="reads",
+        name=name,
     )
 
 
-async def read_value(pool: ReadPool, query: LiteralString, params: Mapping[str, Any]) -> Any:
+async def read_value(pool: StatementPool, query: LiteralString, params: Mapping[str, Any]) -> Any:
     """The first column of the first row of one read-only statement (None without a row).
 
     A connection the server dropped (restart, failover) would otherwise fail one request per idle
@@ -62,7 +63,7 @@ async def read_value(pool: ReadPool, query: LiteralString, params: Mapping[str, 
         return await _read_value_once(pool, query, params)
 
 
-async def _read_value_once(pool: ReadPool, query: LiteralString, params: Mapping[str, Any]) -> Any:
+async def _read_value_once(pool: StatementPool, query: LiteralString, params: Mapping[str, Any]) -> Any:
     async with pool.connection() as conn:
         row = await (await conn.execute(query, params)).fetchone()
         return None if row is None else row[0]

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.config import Settings
-from shared.db.engine import create_read_pool, read_value
+from shared.db.engine import create_statement_pool, read_value
 from tests.api.conftest import ClientFactory, assert_error, create_workflow, set_plan
 
 
@@ -37,7 +37,7 @@ async def test_list_shows_writes_made_elsewhere_at_once(
 async def test_a_read_survives_the_database_dropping_its_connection(
     settings: Settings, db: AsyncEngine
 ) -> None:
-    pool = create_read_pool(settings)
+    pool = create_statement_pool(settings, name="reads")
     await pool.open(wait=True)
     try:
         backend = await read_value(pool, "SELECT pg_backend_pid()", {})

@@ -4,7 +4,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from shared.db.engine import ReadPool, read_value
+from shared.db.engine import StatementPool, read_value
 from shared.models import Workflow, WorkflowStep
 
 
@@ -38,7 +38,7 @@ LIST_JSON = f"""
 """
 
 
-async def list_json(reads: ReadPool, department_id: int) -> str:
+async def list_json(reads: StatementPool, department_id: int) -> str:
     """The department's workflows as the API's JSON array, built by PostgreSQL in one statement.
 
     The list is the API's hottest read (clients poll it): building it in the database skips ORM

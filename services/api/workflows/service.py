@@ -9,7 +9,7 @@ from services.api.workflows.repository import WorkflowRepository, list_json
 from services.api.workflows.schemas import WorkflowInput, WorkflowStepInput
 from services.api.workflows.step_rules import check_step, normalised_condition
 from shared.auth import Principal
-from shared.db.engine import ReadPool
+from shared.db.engine import StatementPool
 from shared.models import Workflow, WorkflowStep
 from shared.plans import MAX_RETRY_CEILING, limits_for
 
@@ -38,7 +38,7 @@ def _apply_step(step: WorkflowStep, data: WorkflowStepInput) -> None:
 
 
 class WorkflowService:
-    async def list_json(self, reads: ReadPool, principal: Principal) -> str:
+    async def list_json(self, reads: StatementPool, principal: Principal) -> str:
         return await list_json(reads, principal.department_id)
 
     async def get(self, session: AsyncSession, principal: Principal, workflow_id: int) -> Workflow:
