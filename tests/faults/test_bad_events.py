@@ -70,11 +70,13 @@ class EventsTopic:
         await asyncio.gather(*futures)
 
     async def runs_for(self, event_ids: list[str]) -> set[str]:
+        # An EventId with NUL cannot even be asked about (PostgreSQL text refuses it), nor stored.
+        storable = [event_id for event_id in event_ids if "\x00" not in event_id]
         rows = await fetch(
             self.db,
             "SELECT event_id FROM workflow_runs WHERE workflow_id = :w AND event_id = ANY(:e)",
             w=self.workflow_id,
-            e=event_ids,
+            e=storable,
         )
         return {row[0] for row in rows}
 
