@@ -260,41 +260,12 @@ class RunStore:
 
 
 def _claim_row(row: Any) -> ClaimRow:
-    (
-        run_id,
-        workflow_id,
-        dep,
-        event_type,
-        event_id,
-        attempt,
-        is_test,
-        payload,
-        occurred_on,
-        queued_on,
-        started_on,
-        resumed,
-        name,
-        max_retry,
-        backoff,
-        plan,
-        steps,
-    ) = row
-    run = ClaimedRun(
-        run_id,
-        workflow_id,
-        dep,
-        event_type,
-        event_id,
-        attempt,
-        is_test,
-        payload or {},
-        occurred_on,
-        queued_on,
-        started_on,
-    )
+    # CLAIM returns the ClaimedRun's fields in order, then whether it resumed, then the definition.
+    *fields, resumed, name, max_retry, backoff, plan, steps = row
+    fields[7] = fields[7] or {}  # the payload
     definition = None
     if name is not None:
         definition = RunDefinition(
             name, max_retry, backoff, plan, [StepDefinition(*step) for step in steps or []]
         )
-    return run, definition, bool(resumed)
+    return ClaimedRun(*fields), definition, bool(resumed)

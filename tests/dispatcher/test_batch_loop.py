@@ -156,14 +156,15 @@ async def test_on_revoke_batches_in_flight_finish_and_commit_but_one_fetched_bef
     assert consumer.commits == [10]
 
 
+async def store_nothing(records: Sequence[ConsumerRecord]) -> None:
+    return None
+
+
 async def test_with_a_commit_interval_done_batches_commit_together_and_all_before_a_revoke():
     consumer = FakeConsumer(size=30, per_fetch=5)
 
-    async def handle(records: Sequence[ConsumerRecord]) -> None:
-        return None
-
     loop = BatchLoop(  # type: ignore[arg-type]
-        consumer, handle, max_records=5, depth=2, poll_timeout_ms=10, commit_interval_s=60
+        consumer, store_nothing, max_records=5, depth=2, poll_timeout_ms=10, commit_interval_s=60
     )
     task = asyncio.create_task(loop.run())
     async with asyncio.timeout(5):
@@ -181,11 +182,13 @@ async def test_with_a_commit_interval_done_batches_commit_together_and_all_befor
 async def test_with_a_commit_interval_a_clean_stop_commits_what_is_done():
     consumer = FakeConsumer(size=12, per_fetch=4)
 
-    async def handle(records: Sequence[ConsumerRecord]) -> None:
-        return None
-
     loop = BatchLoop(  # type: ignore[arg-type]
-        consumer, handle, max_records=4, poll_timeout_ms=10, commit_interval_s=60, batch_interval_s=0.01
+        consumer,
+        store_nothing,
+        max_records=4,
+        poll_timeout_ms=10,
+        commit_interval_s=60,
+        batch_interval_s=0.01,
     )
     await run_until(loop, predicate=lambda: consumer.position >= 12 and not loop._in_flight)
     assert consumer.commits == [4, 12]

@@ -431,15 +431,21 @@ async def test_each_new_connection_resolves_once_and_uses_the_checked_address(
     assert len(egress_peer.requests) == 1
 
 
-async def test_pooled_connections_are_reused_across_clients(egress_peer, egress_guards, monkeypatch):
+def counted_lookups(guard: EgressGuard, monkeypatch) -> list[str]:
+    """Every name the guard resolves, answered with 127.0.0.1: a new connection means a lookup."""
     lookups: list[str] = []
-    guard = egress_guards(["127.0.0.1/32"])
 
     async def counting_lookup(name, port):
         lookups.append(name)
         return ["127.0.0.1"]
 
     monkeypatch.setattr(guard, "_lookup", counting_lookup)
+    return lookups
+
+
+async def test_pooled_connections_are_reused_across_clients(egress_peer, egress_guards, monkeypatch):
+    guard = egress_guards(["127.0.0.1/32"])
+    lookups = counted_lookups(guard, monkeypatch)
     for _ in range(3):
         async with guard.http_client(timeout=5) as client:
             for _ in range(5):
@@ -451,14 +457,8 @@ async def test_pooled_connections_are_reused_across_clients(egress_peer, egress_
 async def test_a_burst_to_one_host_spreads_over_the_pools_and_then_settles_back(
     egress_peer, egress_guards, monkeypatch
 ):
-    lookups: list[str] = []
     guard = egress_guards(["127.0.0.1/32"])
-
-    async def counting_lookup(name, port):
-        lookups.append(name)
-        return ["127.0.0.1"]
-
-    monkeypatch.setattr(guard, "_lookup", counting_lookup)
+    lookups = counted_lookups(guard, monkeypatch)
     egress_peer.reply("GET", "/slow", Reply(200, b"ok", delay=0.2))
     url = f"https://public.test:{egress_peer.port}/slow"
     async with guard.http_client(timeout=10) as client:
