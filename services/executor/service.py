@@ -68,9 +68,7 @@ class ExecutorService:
         settings = self.settings
         settings.require_infrastructure()
         self.engine = create_engine(settings, pre_ping=False)  # the send quotas' transactions
-        self.statements = create_statement_pool(
-            settings, name="executor", max_size=max(settings.db_pool_size + settings.db_max_overflow, 30)
-        )
+        self.statements = create_statement_pool(settings, name="executor")
         await self.statements.open()
         if settings.kafka_create_topics:
             await ensure_topics(settings)
