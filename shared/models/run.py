@@ -30,7 +30,6 @@ class WorkflowRun(Base):
         # One EventId creates at most one run per workflow, however often it is delivered.
         UniqueConstraint("workflow_id", "event_id", name="uq_workflow_runs_workflow_event"),
         Index("ix_workflow_runs_department_queued", "department_id", text("workflow_run_id DESC")),
-        Index("ix_workflow_runs_workflow_queued", "workflow_id", text("workflow_run_id DESC")),
         Index("ix_workflow_runs_open", "department_id", postgresql_where=text("status IN (0, 1, 5)")),
         # The scheduler's queue: runs waiting for their (first or next) message to executors.
         Index(
@@ -39,6 +38,7 @@ class WorkflowRun(Base):
             postgresql_where=text("status IN (0, 5) AND published_on IS NULL"),
         ),
         Index("ix_workflow_runs_lease", "lease_until", postgresql_where=text("status = 1")),
+        # A workflow's runs by queue time: the API's per-workflow listing and the health windows.
         Index("ix_workflow_runs_workflow_queued_on", "workflow_id", "queued_on"),
         Index(
             "ix_workflow_runs_open_by_workflow",

@@ -22,10 +22,16 @@ class RunRepository:
     async def page(
         self, department_id: int, *, workflow_id: int | None, offset: int, limit: int
     ) -> Sequence[WorkflowRun]:
+        """Newest first: by id for a department; for one workflow by queue time, then id (practically
+        the same order, as runs are numbered when queued), which its index (workflow_id, queued_on) serves."""
         stmt = select(WorkflowRun).where(WorkflowRun.department_id == department_id)
         if workflow_id is not None:
-            stmt = stmt.where(WorkflowRun.workflow_id == workflow_id)
-        stmt = stmt.order_by(WorkflowRun.workflow_run_id.desc()).offset(offset).limit(limit)
+            stmt = stmt.where(WorkflowRun.workflow_id == workflow_id).order_by(
+                WorkflowRun.queued_on.desc(), WorkflowRun.workflow_run_id.desc()
+            )
+        else:
+            stmt = stmt.order_by(WorkflowRun.workflow_run_id.desc())
+        stmt = stmt.offset(offset).limit(limit)
         return (await self.session.execute(stmt)).scalars().all()
 
     async def open_runs(self, department_id: int) -> Sequence[WorkflowRun]:
