@@ -38,13 +38,14 @@ EDGE_RUNS = text(
 
 LATEST = text("SELECT last_run_on, last_error FROM health_latest WHERE workflow_id = :w")
 
-# Unfinished runs are not in the rollups yet; a partial index keeps this to a handful of rows.
+# Unfinished runs are not in the rollups yet; the partial index of open runs by (department,
+# workflow) keeps this to a handful of rows.
 OPEN_RUNS = text(
     """
     SELECT count(*) FILTER (WHERE queued_on >= :d1), count(*) FILTER (WHERE queued_on >= :d7), count(*),
            max(queued_on)
     FROM workflow_runs
-    WHERE workflow_id = :w AND status IN (0, 1, 5) AND NOT is_test AND queued_on >= :d30
+    WHERE department_id = :d AND workflow_id = :w AND status IN (0, 1, 5) AND NOT is_test AND queued_on >= :d30
     """
 )
 
@@ -84,12 +85,14 @@ async def _window(conn: AsyncConnection, workflow_id: int, start: datetime) -> W
 
 
 async def health_figures(
-    conn: AsyncConnection, workflow_id: int, *, now: datetime | None = None
+    conn: AsyncConnection, department_id: int, workflow_id: int, *, now: datetime | None = None
 ) -> HealthFigures:
     now = now or datetime.now(UTC)
     finished = {name: await _window(conn, workflow_id, now - span) for name, span in WINDOWS.items()}
     starts = {f"d{n}": now - span for n, span in zip((1, 7, 30), WINDOWS.values(), strict=True)}
-    *open_counts, newest_open = (await conn.execute(OPEN_RUNS, {"w": workflow_id, **starts})).one()
+    *open_counts, newest_open = (
+        await conn.execute(OPEN_RUNS, {"d": department_id, "w": workflow_id, **starts})
+    ).one()
     windows = {
         name: WindowCounts(
             counts.total + int(extra),

@@ -30,7 +30,13 @@ class WorkflowRun(Base):
         # One EventId creates at most one run per workflow, however often it is delivered.
         UniqueConstraint("workflow_id", "event_id", name="uq_workflow_runs_workflow_event"),
         Index("ix_workflow_runs_department_queued", "department_id", text("workflow_run_id DESC")),
-        Index("ix_workflow_runs_open", "department_id", postgresql_where=text("status IN (0, 1, 5)")),
+        # Unfinished runs: the API's pending list (by department), health's open-run counts (and workflow).
+        Index(
+            "ix_workflow_runs_open",
+            "department_id",
+            "workflow_id",
+            postgresql_where=text("status IN (0, 1, 5)"),
+        ),
         # The scheduler's queue: runs waiting for their (first or next) message to executors.
         Index(
             "ix_workflow_runs_due",
@@ -40,12 +46,6 @@ class WorkflowRun(Base):
         Index("ix_workflow_runs_lease", "lease_until", postgresql_where=text("status = 1")),
         # A workflow's runs by queue time: the API's per-workflow listing and the health windows.
         Index("ix_workflow_runs_workflow_queued_on", "workflow_id", "queued_on"),
-        Index(
-            "ix_workflow_runs_open_by_workflow",
-            "workflow_id",
-            "queued_on",
-            postgresql_where=text("status IN (0, 1, 5) AND NOT is_test"),
-        ),
     )
     workflow_run_id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     workflow_id: Mapped[int] = mapped_column(ForeignKey("workflows.workflow_id", ondelete="CASCADE"))

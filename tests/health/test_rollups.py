@@ -77,16 +77,16 @@ async def seed(db: AsyncEngine, department_id: int) -> tuple[int, list[Outcome]]
     return workflow_id, outcomes
 
 
-async def figures(db: AsyncEngine, workflow_id: int):
+async def figures(db: AsyncEngine, department_id: int, workflow_id: int):
     async with db.connect() as conn:
-        return await health_figures(conn, workflow_id, now=NOW)
+        return await health_figures(conn, department_id, workflow_id, now=NOW)
 
 
 async def test_windows_match_hand_computed_figures(db, department_id):
     workflow_id, outcomes = await seed(db, department_id)
     async with db.begin() as conn:
         assert await apply_outcomes(conn, outcomes) == len(outcomes)
-    result = await figures(db, workflow_id)
+    result = await figures(db, department_id, workflow_id)
     day, week, month = result.windows["24h"], result.windows["7d"], result.windows["30d"]
     assert (day.total, day.success, day.failed) == (4, 2, 1)
     assert (week.total, week.success, week.failed) == (6, 2, 2)
@@ -103,7 +103,7 @@ async def test_redelivered_outcomes_are_counted_once(db, department_id):
         await apply_outcomes(conn, outcomes)
     async with db.begin() as conn:
         assert await apply_outcomes(conn, outcomes + outcomes[:3]) == 0
-    assert (await figures(db, workflow_id)).windows["30d"].total == 8
+    assert (await figures(db, department_id, workflow_id)).windows["30d"].total == 8
 
 
 async def test_rebuild_from_runs_equals_incremental_rollups(db, department_id):
@@ -133,7 +133,7 @@ async def test_rebuild_from_runs_equals_incremental_rollups(db, department_id):
         return rollups, latest
 
     before = await snapshot()
-    before_figures = await figures(db, workflow_id)
+    before_figures = await figures(db, department_id, workflow_id)
     assert await rebuild_rollups(db) >= len(before[0])
     assert await snapshot() == before
-    assert await figures(db, workflow_id) == before_figures
+    assert await figures(db, department_id, workflow_id) == before_figures

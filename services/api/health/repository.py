@@ -15,6 +15,6 @@ class HealthRepository:
     def from_session(cls, session: AsyncSession) -> HealthRepository:
         return cls(session)
 
-    async def figures(self, workflow_id: int) -> HealthFigures:
+    async def figures(self, department_id: int, workflow_id: int) -> HealthFigures:
         conn = await self.session.connection()
-        return await health_figures(conn, workflow_id)
+        return await health_figures(conn, department_id, workflow_id)
