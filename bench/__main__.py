@@ -44,7 +44,9 @@ async def run(stack: BenchStack, only: set[str], quick: bool) -> dict[str, Any]:
         exec_figures = await execute.measure(
             stack, DEPARTMENTS, runs=per_rep, repetitions=reps, warmup=300 if quick else 1_000
         )
-        results["execute"] = report.execute_json(per_rep * reps, exec_figures)
+        results["execute"] = report.execute_json(
+            per_rep * reps, exec_figures, stack.settings.executor_concurrency
+        )
         results["execute"]["runs_per_repetition"] = per_rep
     if "latency" in only:
         results["latency"] = await latency.measure(stack, keys, rate=200, seconds=5 if quick else 15)

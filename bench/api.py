@@ -13,7 +13,16 @@ from typing import Any
 
 import httpx
 
-from bench.harness import RUN_DIR, Process, bench_process, median, say, service, settings_env_plain, wait_port
+from bench.harness import (
+    RUN_DIR,
+    PairedFigures,
+    Process,
+    bench_process,
+    say,
+    service,
+    settings_env_plain,
+    wait_port,
+)
 from bench.stack import BenchStack
 from bench.workload import seed_departments
 from shared.auth import issue_token
@@ -91,27 +100,22 @@ async def measure(
         str(body),
         env=settings_env_plain(),
     ).start()
-    served: list[float] = []
-    bare: list[float] = []
+    figures = PairedFigures()
     try:
         await wait_port(port, baseline)
         bare_url = f"http://127.0.0.1:{port}/api/v4/workflows"
         for rep in range(repetitions):
-            order = [(url, server.token, served), (bare_url, None, bare)]
+            order = [(url, server.token, figures.service_per_s), (bare_url, None, figures.baseline_per_s)]
             for target, token, into in order if rep % 2 == 0 else reversed(order):
                 into.append(float((await load(target, token, seconds))["requests_per_s"]))
             say(
-                f"api: repetition {rep + 1}/{repetitions}: {served[-1]:,.0f} req/s, baseline {bare[-1]:,.0f}/s"
+                f"api: repetition {rep + 1}/{repetitions}: {figures.service_per_s[-1]:,.0f} req/s, "
+                f"baseline {figures.baseline_per_s[-1]:,.0f}/s"
             )
     finally:
         baseline.stop()
-    ratio = median(served) / median(bare) if bare else 0.0
     return {
-        "requests_per_s": round(median(served), 1),
-        "baseline_requests_per_s": round(median(bare), 1),
-        "ratio": round(ratio, 3),
+        **figures.as_json("requests_per_s", "baseline_requests_per_s"),
         "workflows": 28,
         "concurrency": CONCURRENCY,
-        "repetitions": [round(v, 1) for v in served],
-        "baseline_repetitions": [round(v, 1) for v in bare],
     }

@@ -15,25 +15,21 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import text
 
-from bench.harness import bench_process, engine_for, median, say, service, settings_env_plain, wait_until
+from bench.harness import (
+    PairedFigures,
+    bench_process,
+    engine_for,
+    say,
+    service,
+    settings_env_plain,
+    wait_until,
+)
 from bench.stack import BenchStack, topic_size
 from bench.workload import event
-
-
-@dataclass
-class DispatchFigures:
-    service_per_s: list[float]
-    baseline_per_s: list[float]
-
-    @property
-    def ratio(self) -> float:
-        base = median(self.baseline_per_s)
-        return median(self.service_per_s) / base if base else 0.0
 
 
 async def produce_backlog(
@@ -181,12 +177,12 @@ async def one_repetition(
 
 async def measure(
     stack: BenchStack, keys: Sequence[tuple[int, int]], *, events: int, repetitions: int, warmup: int
-) -> DispatchFigures:
+) -> PairedFigures:
     say(f"dispatch: warm-up with {warmup} events")
     await one_repetition(
         stack, stack.settings.database_url, "dispatch-warm", warmup, keys, baseline_first=True
     )
-    figures = DispatchFigures([], [])
+    figures = PairedFigures()
     for rep in range(repetitions):
         served, base = await one_repetition(
             stack, stack.settings.database_url, f"dispatch-{rep}", events, keys, baseline_first=rep % 2 == 1

@@ -9,12 +9,10 @@ POSTs the very bodies those runs render to the same sink with the executor's con
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import orjson
 from sqlalchemy import text
 
-from bench.harness import bench_process, median, say, service, settings_env_plain, wait_until
+from bench.harness import PairedFigures, bench_process, say, service, settings_env_plain, wait_until
 from bench.stack import BenchStack
 from bench.workload import CALL_NAME
 from shared.config import Settings
@@ -43,18 +41,6 @@ SPAN = text(
     " WHERE r.event_id LIKE :p AND l.status = 2) "
     "FROM workflow_runs WHERE event_id LIKE :p"
 )
-
-
-@dataclass
-class ExecuteFigures:
-    service_per_s: list[float] = field(default_factory=list)
-    baseline_per_s: list[float] = field(default_factory=list)
-    concurrency: int = 64
-
-    @property
-    def ratio(self) -> float:
-        base = median(self.baseline_per_s)
-        return median(self.service_per_s) / base if base else 0.0
 
 
 async def store_runs(stack: BenchStack, settings: Settings, tag: str, runs: int, departments: int) -> None:
@@ -138,10 +124,10 @@ async def one_repetition(
 
 async def measure(
     stack: BenchStack, departments: int, *, runs: int, repetitions: int, warmup: int
-) -> ExecuteFigures:
+) -> PairedFigures:
     say(f"execute: warm-up with {warmup} runs")
     await one_repetition(stack, "execute-warm", warmup, departments, baseline_first=True)
-    figures = ExecuteFigures(concurrency=stack.settings.executor_concurrency)
+    figures = PairedFigures()
     for rep in range(repetitions):
         served, base = await one_repetition(
             stack, f"execute-{rep}", runs, departments, baseline_first=rep % 2 == 1

@@ -85,16 +85,8 @@ def bench_settings(infra: Infrastructure, **overrides: Any) -> Settings:
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment a service process gets: every setting as WF_<NAME>."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WF_")}
-    for name, value in settings.model_dump().items():
-        if value is None or name == "extra":
-            continue
-        if hasattr(value, "get_secret_value"):
-            value = value.get_secret_value()
-        env[f"WF_{name.upper()}"] = str(value.value if hasattr(value, "value") else value)
-    env["WF_RUN_DIR"] = str(RUN_DIR)
-    return env
+    """The environment a service process gets: this one's minus WF_*, then every setting as WF_<NAME>."""
+    return {**settings_env_plain(), **settings.as_environment(), "WF_RUN_DIR": str(RUN_DIR)}
 
 
 @dataclass
@@ -263,6 +255,29 @@ def create_database(infra: Infrastructure, name: str) -> str:
 
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values)) if values else 0.0
+
+
+@dataclass
+class PairedFigures:
+    """A figure and its baseline, one value per repetition each (measured alternately)."""
+
+    service_per_s: list[float] = field(default_factory=list)
+    baseline_per_s: list[float] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float:
+        base = median(self.baseline_per_s)
+        return median(self.service_per_s) / base if base else 0.0
+
+    def as_json(self, measured: str, baseline: str) -> dict[str, Any]:
+        """The contract's medians and ratio under the given keys, plus every repetition."""
+        return {
+            measured: round(median(self.service_per_s), 1),
+            baseline: round(median(self.baseline_per_s), 1),
+            "ratio": round(self.ratio, 3),
+            "repetitions": [round(v, 1) for v in self.service_per_s],
+            "baseline_repetitions": [round(v, 1) for v in self.baseline_per_s],
+        }
 
 
 def percentile(values: Sequence[float], q: float) -> float:

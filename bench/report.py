@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from bench.harness import median
+from bench.harness import PairedFigures
 
 TARGETS = {
     "dispatch": "ratio >= 0.6 and >= 10,000 events/s",
@@ -19,31 +19,12 @@ TARGETS = {
 }
 
 
-def _r(value: float, digits: int = 1) -> float:
-    return round(float(value), digits)
+def dispatch_json(events: int, figures: PairedFigures) -> dict[str, Any]:
+    return {"events": events, **figures.as_json("events_per_s", "baseline_events_per_s")}
 
 
-def dispatch_json(events: int, figures: Any) -> dict[str, Any]:
-    return {
-        "events": events,
-        "events_per_s": _r(median(figures.service_per_s)),
-        "baseline_events_per_s": _r(median(figures.baseline_per_s)),
-        "ratio": _r(figures.ratio, 3),
-        "repetitions": [_r(v) for v in figures.service_per_s],
-        "baseline_repetitions": [_r(v) for v in figures.baseline_per_s],
-    }
-
-
-def execute_json(runs: int, figures: Any) -> dict[str, Any]:
-    return {
-        "runs": runs,
-        "runs_per_s": _r(median(figures.service_per_s)),
-        "baseline_per_s": _r(median(figures.baseline_per_s)),
-        "ratio": _r(figures.ratio, 3),
-        "repetitions": [_r(v) for v in figures.service_per_s],
-        "baseline_repetitions": [_r(v) for v in figures.baseline_per_s],
-        "concurrency": figures.concurrency,
-    }
+def execute_json(runs: int, figures: PairedFigures, concurrency: int) -> dict[str, Any]:
+    return {"runs": runs, **figures.as_json("runs_per_s", "baseline_per_s"), "concurrency": concurrency}
 
 
 def write(results: dict[str, Any], path: Path) -> Path:

@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.harness import (
     RUN_DIR,
-    Infrastructure,
     Process,
     bench_settings,
     engine_for,
@@ -26,6 +25,7 @@ from bench.harness import (
 from bench.sink import make_certificates
 from shared.config import Settings
 from shared.kafka.topics import ensure_topics
+from wf.infra import Infrastructure
 from wf.procs import free_port
 
 

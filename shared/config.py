@@ -136,6 +136,18 @@ class Settings(BaseSettings):
         pairs = (item.split("=", 1) for item in self.egress_host_overrides.split(",") if "=" in item)
         return {host.strip().lower(): target.strip() for host, target in pairs}
 
+    def as_environment(self) -> dict[str, str]:
+        """These settings as the WF_ variables that make a child process (a service started by the tests
+        or the benchmarks) read the very same settings, secrets included."""
+        env: dict[str, str] = {}
+        for name, value in self.model_dump().items():
+            if value is None or name == "extra":
+                continue
+            if hasattr(value, "get_secret_value"):
+                value = value.get_secret_value()
+            env[f"WF_{name.upper()}"] = str(value.value if hasattr(value, "value") else value)
+        return env
+
     def require_infrastructure(self) -> None:
         if not self.database_url:
             raise RuntimeError("WF_DATABASE_URL is not set (make up / make run start a local database)")

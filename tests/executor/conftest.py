@@ -23,15 +23,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from services.executor.engine import RunExecutor
 from services.executor.service import ExecutorService
 from shared.config import Settings
-from shared.credential_types import split_secrets
-from shared.crypto import credential_aad
 from shared.enums import CredentialType, RunStatus
-from shared.keys import keyring_from
 from shared.runs_outbox import RunToPublish, produce_runs, publish_committed_runs
 from tests.conftest import token_for
 from tests.peers.https_server import HttpsPeer
 from tests.peers.smtp_server import SmtpPeer
 from tests.peers.tls import LocalCA
+from tests.support.helpers import insert_step, store_credential
 
 T = TypeVar("T")
 WAIT_S = 30.0
@@ -146,56 +144,20 @@ class Pipeline:
         """A step row written directly, for content the API refuses at save time but the executor must
         still survive (rows saved before a rule existed, or edited in the database)."""
         async with self.db.begin() as conn:
-            return int(
-                (
-                    await conn.execute(
-                        text(
-                            "INSERT INTO workflow_steps (workflow_id, action_type, step_order, output_template, action_config, "
-                            "workflow_credential_id, is_enabled) VALUES (:w, :a, :o, :t, :c, :cred, true) "
-                            "RETURNING workflow_step_id"
-                        ),
-                        {
-                            "w": workflow_id,
-                            "a": action_type,
-                            "o": step_order,
-                            "t": template,
-                            "c": json.dumps(config),
-                            "cred": credential_id,
-                        },
-                    )
-                ).scalar_one()
+            return await insert_step(
+                conn,
+                workflow_id,
+                action_type=action_type,
+                step_order=step_order,
+                template=template,
+                config=config,
+                credential_id=credential_id,
             )
 
     async def credential(self, department_id: int, ctype: CredentialType, data: dict[str, Any]) -> int:
         """A credential stored as the API stores it: public fields in clear, secrets encrypted."""
-        public, secret = split_secrets(ctype, data)
         async with self.db.begin() as conn:
-            credential_id = int(
-                (
-                    await conn.execute(
-                        text(
-                            "INSERT INTO workflow_credentials (department_id, name, credential_type, public_data, secret_keys, "
-                            "encrypted_data) VALUES (:d, :n, :t, CAST(:p AS jsonb), CAST(:k AS jsonb), '') "
-                            "RETURNING workflow_credential_id"
-                        ),
-                        {
-                            "d": department_id,
-                            "n": f"{ctype.name} test",
-                            "t": int(ctype),
-                            "p": json.dumps(public),
-                            "k": json.dumps(sorted(secret)),
-                        },
-                    )
-                ).scalar_one()
-            )
-            token = keyring_from(self.settings).encrypt_json(
-                department_id, secret, aad=credential_aad(credential_id)
-            )
-            await conn.execute(
-                text("UPDATE workflow_credentials SET encrypted_data = :e WHERE workflow_credential_id = :i"),
-                {"e": token, "i": credential_id},
-            )
-        return credential_id
+            return await store_credential(conn, self.settings, department_id, ctype, data)
 
     async def set_plan(self, api: httpx.AsyncClient, department_id: int, plan: str) -> None:
         token = token_for(self.settings, department_id, "SystemAdmin")

@@ -17,14 +17,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.config import Settings
-from shared.credential_types import split_secrets
-from shared.crypto import credential_aad
 from shared.enums import ActionType, CredentialType, RunStatus
-from shared.keys import keyring_from
 from shared.runs_outbox import RunToPublish, publish_committed_runs
 from tests.peers.https_server import HttpsPeer
 from tests.peers.smtp_server import SmtpPeer
-from tests.support.helpers import event, fetch, wait_for
+from tests.support.helpers import event, fetch, insert_step, store_credential, wait_for
 
 FINAL = (int(RunStatus.Completed), int(RunStatus.Failed), int(RunStatus.Cancelled))
 
@@ -65,68 +62,32 @@ async def workflow(
                 )
             ).scalar_one()
         )
-        step_ids = []
-        for order, step in enumerate(steps, start=1):
-            step_ids.append(
-                int(
-                    (
-                        await conn.execute(
-                            text(
-                                "INSERT INTO workflow_steps (workflow_id, action_type, step_order, output_template, action_config, "
-                                "workflow_credential_id, is_enabled) VALUES (:w, :a, :o, :t, :c, :cred, true) "
-                                "RETURNING workflow_step_id"
-                            ),
-                            {
-                                "w": workflow_id,
-                                "a": step.action_type,
-                                "o": order,
-                                "t": step.template,
-                                "c": json.dumps(step.config),
-                                "cred": step.credential_id,
-                            },
-                        )
-                    ).scalar_one()
-                )
+        step_ids = [
+            await insert_step(
+                conn,
+                workflow_id,
+                action_type=step.action_type,
+                step_order=order,
+                template=step.template,
+                config=step.config,
+                credential_id=step.credential_id,
             )
+            for order, step in enumerate(steps, start=1)
+        ]
     return workflow_id, step_ids
 
 
 async def smtp_credential(db: AsyncEngine, settings: Settings, department_id: int, peer_port: int) -> int:
     """An SMTP credential stored as the API stores it (secrets encrypted)."""
     await department(db, department_id)
-    public, secret = split_secrets(
-        CredentialType.Smtp,
-        {
-            "host": "127.0.0.1",
-            "port": peer_port,
-            "security": "none",
-            "fromAddress": "alerts@dept.example.org",
-        },
-    )
+    data = {
+        "host": "127.0.0.1",
+        "port": peer_port,
+        "security": "none",
+        "fromAddress": "alerts@dept.example.org",
+    }
     async with db.begin() as conn:
-        credential_id = int(
-            (
-                await conn.execute(
-                    text(
-                        "INSERT INTO workflow_credentials (department_id, name, credential_type, public_data, secret_keys, "
-                        "encrypted_data) VALUES (:d, 'smtp', :t, CAST(:p AS jsonb), CAST(:k AS jsonb), '') "
-                        "RETURNING workflow_credential_id"
-                    ),
-                    {
-                        "d": department_id,
-                        "t": int(CredentialType.Smtp),
-                        "p": json.dumps(public),
-                        "k": json.dumps(sorted(secret)),
-                    },
-                )
-            ).scalar_one()
-        )
-        token = keyring_from(settings).encrypt_json(department_id, secret, aad=credential_aad(credential_id))
-        await conn.execute(
-            text("UPDATE workflow_credentials SET encrypted_data = :e WHERE workflow_credential_id = :i"),
-            {"e": token, "i": credential_id},
-        )
-    return credential_id
+        return await store_credential(conn, settings, department_id, CredentialType.Smtp, data)
 
 
 async def start_run(

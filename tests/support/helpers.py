@@ -11,9 +11,13 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.config import Settings
+from shared.credential_types import split_secrets
+from shared.crypto import credential_aad
+from shared.enums import CredentialType
+from shared.keys import keyring_from
 
 T = TypeVar("T")
 
@@ -116,3 +120,60 @@ async def fetch(engine: AsyncEngine, sql: str, **params: Any) -> list[Any]:
 async def execute(engine: AsyncEngine, sql: str, **params: Any) -> None:
     async with engine.begin() as conn:
         await conn.execute(text(sql), params)
+
+
+INSERT_STEP = text(
+    "INSERT INTO workflow_steps (workflow_id, action_type, step_order, output_template, action_config, "
+    "workflow_credential_id, is_enabled) VALUES (:w, :a, :o, :t, :c, :cred, true) RETURNING workflow_step_id"
+)
+
+
+async def insert_step(
+    conn: AsyncConnection,
+    workflow_id: int,
+    *,
+    action_type: int,
+    step_order: int,
+    template: str,
+    config: dict[str, Any],
+    credential_id: int | None = None,
+) -> int:
+    """A step row written directly (no API validation), enabled."""
+    params = {
+        "w": workflow_id,
+        "a": action_type,
+        "o": step_order,
+        "t": template,
+        "c": orjson.dumps(config).decode(),
+        "cred": credential_id,
+    }
+    return int((await conn.execute(INSERT_STEP, params)).scalar_one())
+
+
+async def store_credential(
+    conn: AsyncConnection, settings: Settings, department_id: int, ctype: CredentialType, data: dict[str, Any]
+) -> int:
+    """A credential stored as the API stores it: public fields in clear, secrets encrypted (bound to
+    the credential's id, so the row is inserted first)."""
+    public, secret = split_secrets(ctype, data)
+    inserted = await conn.execute(
+        text(
+            "INSERT INTO workflow_credentials (department_id, name, credential_type, public_data, secret_keys, "
+            "encrypted_data) VALUES (:d, :n, :t, CAST(:p AS jsonb), CAST(:k AS jsonb), '') "
+            "RETURNING workflow_credential_id"
+        ),
+        {
+            "d": department_id,
+            "n": f"{ctype.name} test",
+            "t": int(ctype),
+            "p": orjson.dumps(public).decode(),
+            "k": orjson.dumps(sorted(secret)).decode(),
+        },
+    )
+    credential_id = int(inserted.scalar_one())
+    token = keyring_from(settings).encrypt_json(department_id, secret, aad=credential_aad(credential_id))
+    await conn.execute(
+        text("UPDATE workflow_credentials SET encrypted_data = :e WHERE workflow_credential_id = :i"),
+        {"e": token, "i": credential_id},
+    )
+    return credential_id

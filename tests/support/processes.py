@@ -16,15 +16,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WF_")}
-    for name, value in settings.model_dump().items():
-        if value is None or name == "extra":
-            continue
-        if hasattr(value, "get_secret_value"):
-            value = value.get_secret_value()
-        env[f"WF_{name.upper()}"] = str(value.value if hasattr(value, "value") else value)
-    env["WF_LOG_JSON"] = "true"
-    return env
+    """This process's environment minus WF_*, then the settings (JSON logs, for the tests to read)."""
+    plain = {k: v for k, v in os.environ.items() if not k.startswith("WF_")}
+    return {**plain, **settings.as_environment(), "WF_LOG_JSON": "true"}
 
 
 class ServiceProcess:
