@@ -15,7 +15,7 @@ from services.api.events.endpoints import router as events_router
 from services.api.eventtypes.endpoints import router as eventtypes_router
 from services.api.health.endpoints import router as health_router
 from services.api.middleware import LimitsAndMetrics
-from services.api.openapi import install_openapi
+from services.api.openapi import install_openapi, install_swagger_ui, operation_id
 from services.api.runs.endpoints import router as runs_router
 from services.api.state import ApiState
 from services.api.workflows.endpoints import collection_router as workflows_collection_router
@@ -83,9 +83,14 @@ def create_app(settings: Settings, *, metrics_port: int | None = None) -> FastAP
         description="Event-driven automation for emergency-services departments. "
         "Every /api/v4 endpoint needs `Authorization: Bearer <JWT>`.",
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+        # Swagger UI from packaged assets (install_swagger_ui); ReDoc would load from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
     install_openapi(app)
+    install_swagger_ui(app)
     app.include_router(workflows_collection_router)
     # Fixed paths (/credentials, /runs, /eventtypes, /events) before /{workflow_id}, which would match them too.
     app.include_router(events_router)
