@@ -19,6 +19,7 @@ from tests.deploy.crds import validate_custom_resource
 from tests.deploy.manifests import (
     CHART,
     CHART_EXAMPLE,
+    KAFKA_SECURITY_SETTINGS,
     component_of,
     containers,
     helm,
@@ -41,19 +42,6 @@ CUSTOM_KINDS = {
     "KafkaUser",
     "ServiceMonitor",
     "PrometheusRule",
-}
-# The Kafka security settings of issue 14 (shared/config.py gains them there): the chart sets them.
-KAFKA_SECURITY_SETTINGS = {
-    "WF_KAFKA_SECURITY_PROTOCOL",
-    "WF_KAFKA_SASL_MECHANISM",
-    "WF_KAFKA_SASL_USERNAME",
-    "WF_KAFKA_SASL_PASSWORD",
-    "WF_KAFKA_SASL_PASSWORD_FILE",
-    "WF_KAFKA_SSL_CA_FILE",
-    "WF_KAFKA_SSL_CERT_FILE",
-    "WF_KAFKA_SSL_KEY_FILE",
-    "WF_KAFKA_SSL_KEY_PASSWORD",
-    "WF_KAFKA_COMPRESSION",
 }
 
 RENDERS = {

@@ -13,6 +13,7 @@ from kubernetes_validate.utils import SchemaNotFoundError, latest_version
 from shared.config import Settings
 from shared.kafka.topics import topic_layout
 from tests.deploy.manifests import (
+    KAFKA_SECURITY_SETTINGS,
     MIGRATE_COMMAND,
     SECRET_NAME,
     SECRET_SETTINGS,
@@ -136,7 +137,7 @@ def test_every_setting_comes_from_the_config_map_or_the_secret(objects):
     unknown = {
         k
         for k in data | dict.fromkeys(commented_settings())
-        if k.removeprefix("WF_").lower() not in setting_fields()
+        if k.removeprefix("WF_").lower() not in setting_fields() and k not in KAFKA_SECURITY_SETTINGS
     }
     assert not unknown, f"not settings of shared/config.py: {sorted(unknown)}"
     assert not {env_name(f) for f in SECRET_SETTINGS} & set(data), "secrets belong in the Secret"

@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 from prometheus_client import REGISTRY
 
@@ -58,6 +59,7 @@ def test_every_service_has_an_absent_alert_and_errors_are_a_ratio():
     assert "/" in errors, "5xx must be a share of all responses, not an absolute rate"
 
 
+@pytest.mark.timeout(1500)  # may build Helm with Go the first time
 def test_the_chart_ships_these_rules_as_a_prometheus_rule():
     from tests.deploy.manifests import CHART_EXAMPLE, helm_template, of_kind
 
