@@ -253,33 +253,46 @@ def _peers_allow(rule: dict[str, Any], address: str) -> bool:
     return False
 
 
-def test_network_policies_deny_by_default_and_name_every_destination(chart):
-    policies = of_kind(chart, "NetworkPolicy")
-    deny = policies["workflows-default-deny"]["spec"]
-    assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
-    pods = [*containers(chart), *containers(chart, "Job")]
+def _policies_for(objects: list[dict[str, Any]], labels: dict[str, str]) -> list[dict[str, Any]]:
+    return [
+        p
+        for p in of_kind(objects, "NetworkPolicy").values()
+        if p["spec"]["podSelector"].get("matchLabels", {}).items() <= labels.items()
+        and not p["spec"]["podSelector"].get("matchExpressions")
+    ]
+
+
+def test_network_policies_deny_by_default_and_name_every_destination(rendered):
+    """The same for the chart and kustomize: the union of the policies selecting each pod."""
+    policies = of_kind(rendered, "NetworkPolicy")
+    assert any(
+        p["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]} for p in policies.values()
+    )
+    pods = [*containers(rendered), *containers(rendered, "Job")]
+    assert {name for name, _ in pods} == {*SERVICES, "migrate"}
     for name, container in pods:
-        labels = container.owner["spec"]["template"]["metadata"]["labels"]
-        own = [
-            p
-            for p in policies.values()
-            if p["spec"]["podSelector"].get("matchLabels", {"x": "y"}).items() <= labels.items()
-        ]
-        assert len(own) == 1, name
-        spec = own[0]["spec"]
-        for rule in spec["egress"]:
+        selecting = _policies_for(rendered, container.owner["spec"]["template"]["metadata"]["labels"])
+        egress = [rule for p in selecting for rule in p["spec"].get("egress", [])]
+        ingress = [rule for p in selecting for rule in p["spec"].get("ingress", [])]
+        for rule in egress:
             # A rule without "to" would allow its ports to every address.
             assert rule.get("to"), (name, rule)
-        ports = {p["port"] for rule in spec["egress"] for p in rule.get("ports", [])}
+        for rule in ingress:
+            assert rule.get("from"), (name, rule)
+        ports = {p["port"] for rule in egress for p in rule.get("ports", [])}
         assert {53, 5432} <= ports, name
-        if name != "migrate":
-            assert 9092 in ports or 9093 in ports, name
-            ingress_ports = {p["port"] for rule in spec["ingress"] for p in rule["ports"]}
-            assert ingress_ports == ({"http", "metrics"} if name == "api" else {"metrics"}), name
-        else:
-            assert spec["ingress"] == []
-    executor = policies["workflows-executor"]
-    internet = [r for r in executor["spec"]["egress"] if not r.get("ports")]
+        ingress_ports = {p["port"] for rule in ingress for p in rule["ports"]}
+        container_ports = {p["name"] for p in container.spec.get("ports", [])}
+        if name == "migrate":
+            assert not container_ports & ingress_ports, "nothing may connect to the migration Job"
+            continue
+        assert 9092 in ports or 9093 in ports, name
+        assert ingress_ports == ({"http", "metrics"} if name == "api" else {"metrics"}), name
+        internet = [r for r in egress if not r.get("ports")]
+        assert bool(internet) == (name == "executor"), name
+    (executor,) = [c for n, c in pods if n == "executor"]
+    selecting = _policies_for(rendered, executor.owner["spec"]["template"]["metadata"]["labels"])
+    internet = [r for p in selecting for r in p["spec"].get("egress", []) if not r.get("ports")]
     for public in ("8.8.8.8", "52.95.110.1"):
         assert any(_peers_allow(r, public) for r in internet), public
     for private in (
