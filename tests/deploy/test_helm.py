@@ -347,6 +347,13 @@ def test_keda_authenticates_to_a_secured_kafka_like_the_services():
     )
     (auth,) = of_kind(tls, "TriggerAuthentication").values()
     assert {r["parameter"] for r in auth["spec"]["secretTargetRef"]} == {"ca", "cert", "key"}
+    # Brokers with a public CA (MSK, Confluent Cloud) and no login: TLS on, nothing to authenticate.
+    public = helm_template(sets=("kafka.securityProtocol=SSL", "keda.enabled=true"))
+    assert not of_kind(public, "TriggerAuthentication")
+    for scaled in of_kind(public, "ScaledObject").values():
+        kafka = next(t for t in scaled["spec"]["triggers"] if t["type"] == "kafka")
+        assert kafka["metadata"]["tls"] == "enable"
+        assert "authenticationRef" not in kafka
     user = of_kind(tls, "KafkaUser")["workflows"]
     assert user["spec"]["authentication"]["type"] == "tls"
     env = {e["name"] for e in dict(containers(tls))["executor"].spec["env"]}
