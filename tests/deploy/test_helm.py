@@ -68,6 +68,13 @@ def test_helm_lint_passes_for_the_defaults_and_the_example():
         assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_values_outside_their_choices_are_refused_before_anything_is_applied():
+    for assignment in ("kafka.securityProtocol=SASL", "kafka.sasl.mechanism=SCRAM-SHA-1", "settings.LOG_LEVEL=x"):
+        result = helm("template", "workflows", str(CHART), "--set", assignment)
+        assert result.returncode != 0, assignment
+        assert "schema" in result.stderr, result.stderr
+
+
 def test_every_object_validates_as_the_api_server_would(rendered):
     """Built-in kinds: kubernetes-validate, strict, the three newest minors. Custom resources: the
     upstream CRD's schema (unknown fields are errors)."""
