@@ -157,9 +157,9 @@ def test_probes_mean_started_alive_and_ready_on_the_metrics_port(chart):
     assert service_ports == {"http": "http", "metrics": "metrics"}
 
 
-def test_pods_spread_over_zones_and_nodes_and_have_budgets(chart):
-    budgets = of_kind(chart, "PodDisruptionBudget")
-    for name, container in containers(chart):
+def test_pods_spread_over_zones_and_nodes_and_have_budgets(rendered):
+    budgets = of_kind(rendered, "PodDisruptionBudget")
+    for name, container in containers(rendered):
         spread = container.pod["topologySpreadConstraints"]
         assert {c["topologyKey"] for c in spread} == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}
         labels = container.owner["spec"]["template"]["metadata"]["labels"]
