@@ -69,7 +69,11 @@ def test_helm_lint_passes_for_the_defaults_and_the_example():
 
 
 def test_values_outside_their_choices_are_refused_before_anything_is_applied():
-    for assignment in ("kafka.securityProtocol=SASL", "kafka.sasl.mechanism=SCRAM-SHA-1", "settings.LOG_LEVEL=x"):
+    for assignment in (
+        "kafka.securityProtocol=SASL",
+        "kafka.sasl.mechanism=SCRAM-SHA-1",
+        "settings.LOG_LEVEL=x",
+    ):
         result = helm("template", "workflows", str(CHART), "--set", assignment)
         assert result.returncode != 0, assignment
         assert "schema" in result.stderr, result.stderr
