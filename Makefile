@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 AZURITE := tools/azurite/node_modules/.bin/azurite-blob
 PYTEST_ARGS ?=
 
-.PHONY: venv run up down test test-faults lint fmt bench migrate clean
+.PHONY: venv run up down test test-faults lint fmt bench migrate clean lock
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ fmt: venv
 bench: venv
 	$(BIN)/pip install -q -e '.[dev,bench]'
 	$(BIN)/python -m bench
+
+# The image's pinned, hash-checked runtime dependencies (Dockerfile), from pyproject's dependencies.
+lock: venv
+	$(BIN)/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url \
+	  --no-emit-find-links --output-file=requirements.lock pyproject.toml
 
 migrate: venv
 	$(BIN)/wf migrate

@@ -186,6 +186,8 @@ def service(name: str, settings: Settings, **extra_env: str) -> Process:
     env = settings_env(settings)
     # Side ports (and the API port) of their own, never the defaults a `make up` elsewhere may hold.
     env[f"WF_{name.upper()}_PORT"] = str(free_port())
+    if name == "api":
+        env["WF_API_METRICS_PORT"] = str(free_port())
     env.update(extra_env)
     return Process(name, [sys.executable, "-m", f"services.{name}"], env)
 

@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     dispatcher_port: int = 8081
     executor_port: int = 8082
     health_port: int = 8083
+    # The API's /livez, /readyz and /metrics, apart from its public port.
+    api_metrics_port: int = 8084
     metrics_host: str = "127.0.0.1"
 
     jwt_secret: SecretStr | None = None
@@ -84,6 +86,8 @@ class Settings(BaseSettings):
 
     db_pool_size: int = 10
     db_max_overflow: int = 10
+    # false behind PgBouncer in transaction mode, which cannot keep server-side prepared statements.
+    db_prepared_statements: bool = True
 
     dispatcher_batch_max: int = 2000
     scheduler_interval_s: float = 0.5

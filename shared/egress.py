@@ -91,6 +91,14 @@ def _ranges(table: Iterable[tuple[str, str]]) -> tuple[_Range, ...]:
 _BLOCKED = {4: _ranges(_BLOCKED_V4), 6: _ranges(_BLOCKED_V6)}
 
 
+def blocked_cidrs(version: int) -> list[str]:
+    """The guard's blocked ranges of one IP version, merged where adjacent: the executor's
+    NetworkPolicy excepts exactly these (deploy/; `python -m shared.egress` prints them)."""
+    table = _BLOCKED_V4 if version == 4 else _BLOCKED_V6
+    networks = sorted(ipaddress.ip_network(cidr) for cidr, _ in table)
+    return [str(n) for n in ipaddress.collapse_addresses(networks)]  # type: ignore[type-var]
+
+
 class EgressGuard:
     """Resolves, checks and connects outbound traffic; see the module docstring for the rules.
 
@@ -536,3 +544,11 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> list[tuple[ipaddress.IPv4A
         server, client = address.teredo
         found.extend([(client, "Teredo (client)"), (server, "Teredo (server)")])
     return found
+
+
+if __name__ == "__main__":
+    import sys
+
+    for family in (4, 6):
+        sys.stdout.write(f"    blockedIPv{family}:\n")
+        sys.stdout.writelines(f"      - {cidr}\n" for cidr in blocked_cidrs(family))

@@ -15,7 +15,7 @@ def main() -> None:
     configure_logging(settings.log_level, json=settings.log_json, service="api")
     setup_tracing("api", settings)
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, metrics_port=settings.api_metrics_port),
         host=settings.api_host,
         port=settings.api_port,
         log_level="warning",

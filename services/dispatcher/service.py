@@ -22,7 +22,7 @@ from shared.kafka.lag import consumer_lag
 from shared.kafka.topics import ensure_topics
 from shared.logging import get_logger
 from shared.service_main import wait_for_failure
-from shared.sidecar import SideServer
+from shared.sidecar import LIVENESS_STALL_S, SideServer
 
 log = get_logger(__name__)
 
@@ -43,6 +43,9 @@ class DispatcherService:
         self._tasks: list[asyncio.Task[None]] = []
         self._scheduler_beat = time.monotonic()
         self._index_beat = time.monotonic()
+        # Each loop's latest turn, successful or not (liveness); the beats above count successes.
+        self._scheduler_turn = time.monotonic()
+        self._index_turn = time.monotonic()
 
     async def start(self) -> None:
         settings = self.settings
@@ -75,7 +78,7 @@ class DispatcherService:
         )
         self.consumer.subscribe([settings.topic_events], listener=self.loop)
         await self.consumer.start()
-        self.side = SideServer(self.health, settings.metrics_host, self.side_port)
+        self.side = SideServer(self.health, settings.metrics_host, self.side_port, live=self.liveness)
         await self.side.start()
         scheduler = Scheduler(self.engine, self.producer, settings)
         self._tasks = [
@@ -111,6 +114,16 @@ class DispatcherService:
         if self.engine is not None:
             await self.engine.dispose()
 
+    async def liveness(self) -> dict[str, bool]:
+        """The loops make progress; a stall longer than LIVENESS_STALL_S is one a restart may fix.
+        A database or Kafka outage slows the loops' retries but keeps them beating."""
+        now = time.monotonic()
+        return {
+            "consumer_loop": self.loop is not None and now - self.loop.heartbeat < LIVENESS_STALL_S,
+            "scheduler": now - self._scheduler_turn < LIVENESS_STALL_S,
+            "matching_index": now - self._index_turn < LIVENESS_STALL_S,
+        }
+
     async def health(self) -> dict[str, bool]:
         assert self.engine is not None
         now = time.monotonic()
@@ -127,6 +140,7 @@ class DispatcherService:
         last_full = time.monotonic()
         while True:
             await asyncio.sleep(0.25)
+            self._index_turn = time.monotonic()
             try:
                 async with self.engine.connect() as conn:
                     if time.monotonic() - last_full > FULL_RELOAD_S:
@@ -142,6 +156,7 @@ class DispatcherService:
 
     async def _schedule(self, scheduler: Scheduler) -> None:
         while True:
+            self._scheduler_turn = time.monotonic()
             try:
                 released = await scheduler.tick()
                 self._scheduler_beat = time.monotonic()

@@ -29,7 +29,7 @@ from shared.kafka.topics import ensure_topics
 from shared.keys import keyring_from
 from shared.logging import get_logger
 from shared.service_main import wait_for_failure
-from shared.sidecar import SideServer
+from shared.sidecar import LIVENESS_STALL_S, SideServer
 from shared.tracing import context_from_headers, tracer
 
 log = get_logger(__name__)
@@ -94,7 +94,7 @@ class ExecutorService:
         )
         self.consumer.subscribe([settings.topic_runs], listener=self.loop)
         await self.consumer.start()
-        self.side = SideServer(self.health, settings.metrics_host, self.side_port)
+        self.side = SideServer(self.health, settings.metrics_host, self.side_port, live=self.liveness)
         await self.side.start()
         self._tasks = [
             asyncio.create_task(self.loop.run(), name="runs"),
@@ -174,6 +174,12 @@ class ExecutorService:
             await self.statements.close()
         if self.engine is not None:
             await self.engine.dispose()
+
+    async def liveness(self) -> dict[str, bool]:
+        """The consumer loop makes progress. Not "processing": one run that keeps failing (or a
+        database outage) is not something a restart fixes."""
+        alive = self.loop is not None and time.monotonic() - self.loop.heartbeat < LIVENESS_STALL_S
+        return {"consumer_loop": alive}
 
     async def health(self) -> dict[str, bool]:
         assert self.engine is not None

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.health.retention import apply_retention
 from services.health.rollups import Outcome, apply_outcomes
 from shared.config import Settings
+from shared.db.budget import HEALTH_POOL_SIZE
 from shared.db.engine import create_engine, database_ready
 from shared.enums import FINAL_RUN_STATUSES
 from shared.kafka.batches import BatchLoop
@@ -23,7 +24,7 @@ from shared.kafka.clients import create_consumer
 from shared.kafka.topics import ensure_topics
 from shared.logging import get_logger
 from shared.messages import RunOutcome
-from shared.sidecar import SideServer
+from shared.sidecar import LIVENESS_STALL_S, SideServer
 
 log = get_logger(__name__)
 
@@ -69,7 +70,7 @@ class HealthService:
 
     async def start(self) -> None:
         self.settings.require_infrastructure()
-        self.engine = create_engine(self.settings, pool_size=4)
+        self.engine = create_engine(self.settings, pool_size=HEALTH_POOL_SIZE)
         if self.settings.kafka_create_topics:
             await ensure_topics(self.settings)
         self.consumer = create_consumer(
@@ -81,7 +82,7 @@ class HealthService:
         # Rollups a second behind are fine (the health endpoint reads the current hour's edge from the
         # runs table): gathering outcomes for half a second saves a transaction and a commit per run.
         self.loop = BatchLoop(self.consumer, self.handle, commit_interval_s=1.0, batch_interval_s=0.5)
-        self.side = SideServer(self.health, self.settings.metrics_host, self.side_port)
+        self.side = SideServer(self.health, self.settings.metrics_host, self.side_port, live=self.liveness)
         await self.side.start()
         self._task = asyncio.create_task(self.loop.run())
         self._retention = asyncio.create_task(self._retain())
@@ -142,6 +143,11 @@ class HealthService:
             await self.side.stop()
         if self.engine is not None:
             await self.engine.dispose()
+
+    async def liveness(self) -> dict[str, bool]:
+        """The consumer loop makes progress (dependencies are /readyz's business)."""
+        alive = self.loop is not None and time.monotonic() - self.loop.heartbeat < LIVENESS_STALL_S
+        return {"consumer_loop": alive}
 
     async def health(self) -> dict[str, bool]:
         assert self.engine is not None

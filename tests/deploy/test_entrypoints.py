@@ -60,9 +60,13 @@ def _env(service: str, infra, run_dir: Path, tag: str) -> dict[str, str]:
 
 
 def _healthy(port: int) -> bool:
+    """Started, alive and ready: /livez and /readyz answer 200, and /metrics is served there."""
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=3) as response:
-            return bool(response.status == 200)
+        for path in ("/livez", "/readyz", "/metrics"):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=3) as response:
+                if response.status != 200:
+                    return False
+        return True
     except OSError:
         return False
 
@@ -89,6 +93,10 @@ def test_service_entry_points_answer_healthz_and_stop_cleanly(infra, tmp_path: P
             port = free_port()
             env = _env(name, infra, tmp_path, tag)
             env[env_name(SERVICE_PORT_SETTING[name])] = str(port)
+            probe_port = port
+            if name == "api":  # the probes and /metrics are on a port of their own
+                probe_port = free_port()
+                env["WF_API_METRICS_PORT"] = str(probe_port)
             log = tmp_path / f"{name}.log"
             # cwd outside the repository, as in the image: nothing may depend on the source checkout.
             proc = subprocess.Popen(
@@ -99,7 +107,7 @@ def test_service_entry_points_answer_healthz_and_stop_cleanly(infra, tmp_path: P
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
-            started[name] = (proc, port, log)
+            started[name] = (proc, probe_port, log)
 
         deadline = time.monotonic() + 90
         waiting = set(SERVICES)

@@ -13,6 +13,7 @@ from kubernetes_validate.utils import SchemaNotFoundError, latest_version
 from shared.config import Settings
 from shared.kafka.topics import topic_layout
 from tests.deploy.manifests import (
+    KAFKA_SECURITY_SETTINGS,
     MIGRATE_COMMAND,
     SECRET_NAME,
     SECRET_SETTINGS,
@@ -36,7 +37,7 @@ pytestmark = pytest.mark.timeout(900)
 TARGETS = ["base", "overlays/example"]
 # The oldest Kubernetes minor still widely run, and the newest the schemas know.
 K8S_VERSIONS = ["1.30", latest_version()]
-CUSTOM_KINDS = {("kafka.strimzi.io/v1beta2", "KafkaTopic"), ("keda.sh/v1alpha1", "ScaledObject")}
+CUSTOM_KINDS = {("kafka.strimzi.io/v1", "KafkaTopic"), ("keda.sh/v1alpha1", "ScaledObject")}
 # settings.env lines that deliberately differ from the code defaults, for containers.
 CONTAINER_OVERRIDES = {"WF_ENV", "WF_KAFKA_BOOTSTRAP", "WF_API_HOST", "WF_METRICS_HOST"}
 
@@ -64,21 +65,26 @@ def test_built_in_objects_validate_against_the_kubernetes_schemas(objects):
         assert isinstance(obj["spec"], dict)
 
 
-def test_every_service_has_a_hardened_deployment_with_healthz_probes(objects):
+def test_every_service_has_a_hardened_deployment_with_probes_on_its_metrics_port(objects):
     deployments = dict(containers(objects))
     assert set(deployments) == set(SERVICES)
     for name, container in deployments.items():
         assert container.spec["command"] == service_command(name)
         settings = settings_from_env(container.env)
         port = getattr(settings, SERVICE_PORT_SETTING[name])
-        assert [p["containerPort"] for p in container.spec["ports"]] == [port], name
-        for probe in ("readinessProbe", "livenessProbe"):
+        metrics_port = settings.api_metrics_port if name == "api" else port
+        ports = [p["containerPort"] for p in container.spec["ports"]]
+        assert ports == ([port, metrics_port] if name == "api" else [port]), name
+        # Liveness and startup ask whether the loops make progress, readiness whether the
+        # dependencies answer: a database outage must not restart pods.
+        expected = {"startupProbe": "/livez", "livenessProbe": "/livez", "readinessProbe": "/readyz"}
+        for probe, path in expected.items():
             check = container.spec[probe]["httpGet"]
-            assert (check["path"], container.port(check["port"])) == ("/healthz", port), (name, probe)
+            assert (check["path"], container.port(check["port"])) == (path, metrics_port), (name, probe)
         annotations = container.owner["spec"]["template"]["metadata"]["annotations"]
         assert annotations["prometheus.io/scrape"] == "true"
         assert (annotations["prometheus.io/port"], annotations["prometheus.io/path"]) == (
-            str(port),
+            str(metrics_port),
             "/metrics",
         )
         # Listening on loopback only would make every probe fail.
@@ -131,7 +137,7 @@ def test_every_setting_comes_from_the_config_map_or_the_secret(objects):
     unknown = {
         k
         for k in data | dict.fromkeys(commented_settings())
-        if k.removeprefix("WF_").lower() not in setting_fields()
+        if k.removeprefix("WF_").lower() not in setting_fields() and k not in KAFKA_SECURITY_SETTINGS
     }
     assert not unknown, f"not settings of shared/config.py: {sorted(unknown)}"
     assert not {env_name(f) for f in SECRET_SETTINGS} & set(data), "secrets belong in the Secret"
@@ -160,6 +166,27 @@ def test_the_migration_job_runs_wf_migrate():
     jobs = dict(containers(render("base"), "Job"))
     assert jobs["migrate"].spec["command"] == MIGRATE_COMMAND
     assert jobs["migrate"].pod["restartPolicy"] == "Never"
+
+
+def test_the_pre_rollout_step_applies_everything_the_migration_job_needs():
+    """docs/deployment.md's first step, `kubectl apply -l workflows/pre-rollout=true`, must create
+    the Namespace, the (hashed) settings ConfigMap and the ServiceAccount the Job uses, or the Job's
+    pod waits for them until its deadline (the first-install failure)."""
+    objects = render("overlays/example")
+    selected = [o for o in objects if o["metadata"].get("labels", {}).get("workflows/pre-rollout") == "true"]
+    by_kind = {(o["kind"], o["metadata"]["name"]) for o in selected}
+    job = dict(containers(objects, "Job"))["migrate"]
+    config_maps = {s["configMapRef"]["name"] for s in job.spec["envFrom"] if "configMapRef" in s}
+    assert config_maps
+    for name in config_maps:
+        assert ("ConfigMap", name) in by_kind
+    assert ("ServiceAccount", job.pod["serviceAccountName"]) in by_kind
+    assert ("Job", job.owner["metadata"]["name"]) in by_kind
+    namespaces = of_kind(objects, "Namespace")
+    assert set(namespaces) == {o["metadata"]["namespace"] for o in selected if o["kind"] != "Namespace"}
+    assert all(("Namespace", n) in by_kind for n in namespaces)
+    # Nothing else: the services roll only after the Job has finished.
+    assert {kind for kind, _ in by_kind} == {"Namespace", "ConfigMap", "ServiceAccount", "Job"}
 
 
 def test_every_service_has_a_disruption_budget(objects):
@@ -240,12 +267,19 @@ def _allowed(policy: dict[str, Any], address: str, port: int) -> bool:
 
 def test_executor_may_reach_the_internet_but_not_private_ranges():
     objects = render("overlays/example")
-    policy = of_kind(objects, "NetworkPolicy")["workflows-executor-egress"]
-    executor_labels = dict(containers(objects))["executor"].owner["spec"]["template"]["metadata"]["labels"]
-    assert policy["spec"]["podSelector"]["matchLabels"].items() <= executor_labels.items()
-    assert policy["spec"]["policyTypes"] == ["Egress"]
-    for public in ("8.8.8.8", "52.95.110.1", "2606:4700:4700::1111"):
+    labels = dict(containers(objects))["executor"].owner["spec"]["template"]["metadata"]["labels"]
+    selecting = [
+        p
+        for p in of_kind(objects, "NetworkPolicy").values()
+        if p["spec"]["podSelector"].get("matchLabels", {}).items() <= labels.items()
+    ]
+    egress = [p for p in selecting if "Egress" in p["spec"]["policyTypes"] and p["spec"].get("egress")]
+    policy = {"spec": {"egress": [rule for p in egress for rule in p["spec"]["egress"]]}}
+    assert "workflows-executor-egress" in {p["metadata"]["name"] for p in egress}
+    for public in ("8.8.8.8", "52.95.110.1"):
         assert _allowed(policy, public, 443), public
+    # No IPv6 egress in the base: ::/0 would open pods with global IPv6 addresses.
+    assert not _allowed(policy, "2606:4700:4700::1111", 443)
     for private in (
         "10.1.2.3",
         "172.16.5.4",
@@ -256,6 +290,10 @@ def test_executor_may_reach_the_internet_but_not_private_ranges():
         "127.0.0.1",
         "fd00:ec2::254",
         "fe80::1",
+        "198.18.0.1",
+        "240.0.0.1",
+        "192.0.0.8",
+        "224.0.0.251",
     ):
         for port in (80, 443, 22):
             assert not _allowed(policy, private, port), (private, port)

@@ -49,6 +49,10 @@ async def test_database_restart_during_load_reports_unhealthy_recovers_and_loses
             return set((await health()).values()) == {503}
 
         await wait_for(all_unhealthy, timeout=20, interval=0.3)
+        # Not ready, but alive: the liveness probe must not restart pods for a database outage.
+        for name, service in started.items():
+            live = await http.get(f"http://127.0.0.1:{service.side_port}/livez")  # type: ignore[attr-defined]
+            assert live.status_code == 200, (name, live.text)
         await asyncio.sleep(max(0.0, DOWN_S - (time.monotonic() - began)))
         sent_while_down = len(load.sent)
         await start_postgres(infra)

@@ -34,6 +34,7 @@ class ServiceProcess:
         env[f"WF_{self.name.upper()}_PORT"] = str(self.port)
         if self.name == "api":
             env["WF_API_PORT"] = str(self.port)
+            env["WF_API_METRICS_PORT"] = str(free_port())  # not the default a `make up` may hold
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", f"services.{self.name}"],
