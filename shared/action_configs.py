@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import httpx
 from email_validator import EmailNotValidError, validate_email
 
 from shared.credential_types import FORBIDDEN_HEADERS
@@ -105,7 +106,8 @@ def _url(value: str, *, what: str = "url") -> urllib.parse.SplitResult:
     try:
         parts = urllib.parse.urlsplit(value)
         parts.port  # noqa: B018 - raises on a malformed port
-    except ValueError:
+        httpx.URL(value).host  # noqa: B018 - the executor's parser; IDNA refuses "xn--localhost-"
+    except (ValueError, httpx.InvalidURL):
         raise ValueError(f"is not a valid {what}") from None
     if parts.scheme.lower() != "https":
         raise ValueError("must use https (plain http and other schemes are refused)")
