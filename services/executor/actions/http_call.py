@@ -63,7 +63,9 @@ async def call_api(ctx: ActionContext, deps: ActionDeps) -> ActionResult:
     # Our key wins so a retried step is always recognisable to the receiver, whatever the config says.
     headers = _without(headers, "idempotency-key")
     headers["Idempotency-Key"] = ctx.idempotency_key
-    headers.update(_auth_headers(ctx.credential))
+    # What the step and its credential add is for this URL's origin only: a redirect elsewhere drops it.
+    private = [*headers, *(auth := _auth_headers(ctx.credential))]
+    headers.update(auth)
 
     secrets = secret_values(ctx.credential, _SECRET_KEYS)
     try:
@@ -75,6 +77,9 @@ async def call_api(ctx: ActionContext, deps: ActionDeps) -> ActionResult:
             timeout=timeout,
             follow_redirects=True,
             headers=headers,
+            private_headers=[
+                name for name in private if name.lower() not in ("content-type", "idempotency-key")
+            ],
             content=content,
         )
     except ActionError as exc:
