@@ -254,3 +254,21 @@ async def test_invalid_config_is_permanent(config: dict[str, Any], expected: str
         await call_api(make_ctx(ActionType.CallApiGet, config=config), make_deps())
     assert caught.value.permanent
     assert expected in caught.value.message
+
+
+async def test_a_bound_credential_is_not_sent_to_another_origin(https_peer: HttpsPeer) -> None:
+    """A templated URL can point anywhere: the credential goes only to its allowedOrigins."""
+    credential = {"token": "bearer-secret", "allowedOrigins": [https_peer.url("/").rstrip("/")]}
+    ctx = http_ctx(ActionType.CallApiGet, https_peer.url("/hook", host="127.0.0.1"), credential=credential)
+    with pytest.raises(ActionError) as caught:
+        await call_api(ctx, make_deps())
+    assert caught.value.permanent
+    assert "not one the HTTP credential allows" in caught.value.message
+    assert https_peer.requests == []
+
+    https_peer.reply("GET", "/hook", Reply(200, "ok"))
+    await call_api(
+        http_ctx(ActionType.CallApiGet, https_peer.url("/hook"), credential=credential), make_deps()
+    )
+    [request] = https_peer.requests
+    assert request.headers["authorization"] == "Bearer bearer-secret"

@@ -27,7 +27,9 @@ SMTP_DATA: dict[str, Any] = {
     "password": "hunter2-secret",
     "fromAddress": "dispatch@example.org",
 }
-BEARER_DATA = {"token": "bearer-token-very-secret"}
+# HTTP credentials are bound to the origins their steps call (http_step uses cad.example.org).
+ORIGINS = ["https://cad.example.org"]
+BEARER_DATA = {"token": "bearer-token-very-secret", "allowedOrigins": ORIGINS}
 
 
 def workflow_body(**overrides: Any) -> dict[str, Any]:

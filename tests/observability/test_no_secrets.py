@@ -103,21 +103,29 @@ def credentials() -> list[tuple[CredentialType, ActionType, dict[str, object], d
         (
             CredentialType.HttpBearer,
             ActionType.CallApiPost,
-            {"token": s["bearer"]},
+            {"token": s["bearer"], "allowedOrigins": [f"https://{CLOSED}:{CLOSED_PORT}"]},
             {"url": https_closed},
             [s["bearer"]],
         ),
         (
             CredentialType.HttpBasic,
             ActionType.CallApiPut,
-            {"username": "api", "password": s["basic"]},
+            {
+                "username": "api",
+                "password": s["basic"],
+                "allowedOrigins": [f"https://{CLOSED}:{CLOSED_PORT}"],
+            },
             {"url": https_closed},
             [s["basic"]],
         ),
         (
             CredentialType.HttpApiKey,
             ActionType.CallApiGet,
-            {"headerName": "X-Api-Key", "apiKey": s["apikey"]},
+            {
+                "headerName": "X-Api-Key",
+                "apiKey": s["apikey"],
+                "allowedOrigins": [f"https://{CLOSED}:{CLOSED_PORT}"],
+            },
             {"url": https_closed},
             [s["apikey"]],
         ),

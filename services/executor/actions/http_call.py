@@ -21,6 +21,7 @@ from services.executor.actions.results import (
     status_error,
     text_value,
 )
+from shared.credential_types import url_origin
 from shared.enums import ActionType
 
 _METHODS: Mapping[ActionType, str] = {
@@ -41,6 +42,7 @@ async def call_api(ctx: ActionContext, deps: ActionDeps) -> ActionResult:
     if method is None:
         raise permanent(f"call_api cannot perform action type {ctx.action_type!r}")
     url = _https_url(required_text(ctx.config, "url", what=_CONFIG))
+    _check_origin(ctx.credential, url)
     timeout = number_value(
         ctx.config,
         "timeoutSeconds",
@@ -108,6 +110,20 @@ def _https_url(raw: str) -> httpx.URL:
     if not url.host:
         raise permanent("HTTP action config 'url' has no host")
     return url
+
+
+def _check_origin(credential: Mapping[str, Any] | None, url: httpx.URL) -> None:
+    """An HTTP credential goes only to the origins set on it; a credential stored before origins
+    existed has none and is not bound (the API asks for them before a step can use it again)."""
+    allowed = (credential or {}).get("allowedOrigins")
+    if not allowed:
+        return
+    origin = url_origin(str(url))
+    if origin not in allowed:
+        raise permanent(
+            f"The step's URL origin {origin} is not one the HTTP credential allows "
+            f"({', '.join(allowed)}); nothing was sent"
+        )
 
 
 def _auth_headers(credential: Mapping[str, Any] | None) -> dict[str, str]:
