@@ -39,6 +39,12 @@ class ActionConfigError(ValueError):
         super().__init__("; ".join(f"{path}: {message}" for path, message in fields))
 
 
+# Every templated value is rendered out of the step's one budget. The schema keys of an action are
+# few and fixed; headers are the one open-ended map, so capping them caps a config's templates
+# (the review found 373 templated headers accepted).
+MAX_HEADERS = 50
+
+
 def is_template(value: str) -> bool:
     """True when the value holds Liquid markup and so can only be checked after rendering."""
     return "{{" in value or "{%" in value
@@ -350,6 +356,8 @@ def _bool_value(value: Any) -> bool:
 def _headers_value(value: Any, *, rendered: bool) -> dict[str, str]:
     if not isinstance(value, Mapping):
         raise _Invalid("must be an object of header names to string values")
+    if len(value) > MAX_HEADERS:
+        raise _Invalid(f"must have at most {MAX_HEADERS} headers")
     seen: set[str] = set()
     headers: dict[str, str] = {}
     for name, header_value in value.items():
