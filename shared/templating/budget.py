@@ -18,8 +18,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from .environment import step_deadline
@@ -51,14 +49,39 @@ class RenderInterrupted(BaseException):
     A BaseException, so that no ``except Exception`` in python-liquid or a filter swallows it."""
 
 
-@dataclass(eq=False)
+_QUEUED, _RUNNING, _DONE = 0, 1, 2
+
+
 class _Job:
-    fn: Callable[..., Any]
-    args: tuple[Any, ...]
-    deadline: float
-    future: Future[Any] = field(default_factory=Future)
-    thread: int | None = None  # ident of the worker running it, while it runs
-    interrupted: bool = False
+    """One render: the function, the deadline and the asyncio future of the step awaiting it."""
+
+    __slots__ = ("args", "deadline", "fn", "interrupted", "loop", "state", "thread", "waiter")
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        deadline: float,
+        loop: asyncio.AbstractEventLoop,
+        waiter: asyncio.Future[Any],
+    ) -> None:
+        self.fn = fn
+        self.args = args
+        self.deadline = deadline
+        self.loop = loop
+        self.waiter = waiter
+        self.state = _QUEUED
+        self.thread: int | None = None  # ident of the worker running it, while it runs
+        self.interrupted = False
+
+
+def _settle(waiter: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if waiter.done():  # the step stopped waiting (deadline or cancellation)
+        return
+    if ok:
+        waiter.set_result(value)
+    else:
+        waiter.set_exception(value)
 
 
 class _InterruptiblePool:
@@ -78,7 +101,7 @@ class _InterruptiblePool:
         with self._lock:
             if self._idle == 0 and self._workers < self._max_workers:
                 self._start_worker()
-            else:
+            elif self._idle > 0:
                 self._idle -= 1  # claimed
         self._jobs.put(job)
 
@@ -89,21 +112,22 @@ class _InterruptiblePool:
     def interrupt(self, job: _Job) -> None:
         """Stop ``job``: drop it if it has not started, else raise RenderInterrupted in its thread."""
         with self._lock:
-            if job.future.cancel():
+            if job.state == _QUEUED:
+                job.state = _DONE  # its worker will skip it
                 return
-            if job.thread is None or job.interrupted:
+            if job.state == _DONE or job.thread is None or job.interrupted:
                 return
             job.interrupted = True
             _raise_in(job.thread, RenderInterrupted)
             # If the job is stuck in C code it will not see the exception soon: its thread ends
-            # after this job and does not count against the pool.
+            # after this job and no longer counts as a worker (the next submit starts another).
             self._retiring.add(job.thread)
             self._workers -= 1
 
     def _work(self) -> None:
         me = threading.get_ident()
-        job: _Job | None = None
         while True:
+            outcome: tuple[_Job, bool, Any] | None = None
             try:
                 try:
                     job = self._jobs.get(timeout=IDLE_S)
@@ -114,41 +138,46 @@ class _InterruptiblePool:
                             self._workers -= 1
                             return
                     continue
-                self._run(job, me)
+                outcome = self._run(job, me)
             except RenderInterrupted:  # delivered just after its job ended: nothing left to stop
-                if job is not None and not job.future.done():
-                    job.future.set_exception(TemplateLimitError(TIME_LIMIT_MESSAGE))
+                pass
+            # Idle again before the step hears back, so its next render finds this worker free.
             with self._lock:
-                if me in self._retiring:
+                retiring = me in self._retiring
+                if retiring:
                     self._retiring.discard(me)
-                    return
-                self._idle += 1
+                else:
+                    self._idle += 1
+            if outcome is not None:
+                done, ok, value = outcome
+                try:
+                    done.loop.call_soon_threadsafe(_settle, done.waiter, ok, value)
+                except RuntimeError:  # the loop closed meanwhile
+                    pass
+            if retiring:
+                return
 
-    def _run(self, job: _Job, me: int) -> None:
-        if not job.future.set_running_or_notify_cancel():
-            return
+    def _run(self, job: _Job, me: int) -> tuple[_Job, bool, Any] | None:
         with self._lock:
+            if job.state != _QUEUED:
+                return None
+            job.state = _RUNNING
             job.thread = me
         step_deadline.value = job.deadline
         try:
-            result = job.fn(*job.args)
+            outcome: tuple[_Job, bool, Any] = (job, True, job.fn(*job.args))
         except RenderInterrupted:
-            outcome: tuple[bool, Any] = (False, TemplateLimitError(TIME_LIMIT_MESSAGE))
+            outcome = (job, False, TemplateLimitError(TIME_LIMIT_MESSAGE))
         except BaseException as exc:  # handed to the awaiting step
-            outcome = (False, exc)
-        else:
-            outcome = (True, result)
+            outcome = (job, False, exc)
         finally:
             with self._lock:
+                job.state = _DONE
                 job.thread = None
                 if job.interrupted:
                     _raise_in(me, None)  # clear one not raised yet
             step_deadline.value = None
-        ok, value = outcome
-        if ok:
-            job.future.set_result(value)
-        else:
-            job.future.set_exception(value)
+        return outcome
 
 
 _POOL = _InterruptiblePool(MAX_WORKERS)
@@ -167,19 +196,18 @@ class StepBudget:
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
             raise TemplateLimitError(TIME_LIMIT_MESSAGE)
-        job = _Job(fn, args, self.deadline)
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[T] = loop.create_future()
+        job = _Job(fn, args, self.deadline, loop, waiter)
         _POOL.submit(job)
-        waiter = asyncio.wrap_future(job.future)
+        timer = loop.call_later(remaining + _HARD_STOP_GRACE_S, _expire, job)
         try:
-            return await asyncio.wait_for(asyncio.shield(waiter), remaining + _HARD_STOP_GRACE_S)
-        except TimeoutError:
-            _POOL.interrupt(job)
-            waiter.add_done_callback(_consume)
-            raise TemplateLimitError(TIME_LIMIT_MESSAGE) from None
+            return await waiter
         except asyncio.CancelledError:
             _POOL.interrupt(job)
-            waiter.add_done_callback(_consume)
             raise
+        finally:
+            timer.cancel()
 
     async def render(self, fn: Callable[[V, Any], T], value: V, context: Any) -> T:
         """``fn(value, context)`` for a template or a config: inline when it holds no markup at all
@@ -187,6 +215,13 @@ class StepBudget:
         if not contains_markup(value):
             return fn(value, context)
         return await self.run(fn, value, context)
+
+
+def _expire(job: _Job) -> None:
+    """The step's deadline passed: stop the render and fail the step now."""
+    _POOL.interrupt(job)
+    if not job.waiter.done():
+        job.waiter.set_exception(TemplateLimitError(TIME_LIMIT_MESSAGE))
 
 
 def contains_markup(value: object) -> bool:
@@ -198,8 +233,3 @@ def contains_markup(value: object) -> bool:
     if isinstance(value, list | tuple):
         return any(contains_markup(item) for item in value)
     return False
-
-
-def _consume(waiter: asyncio.Future[Any]) -> None:
-    if not waiter.cancelled():
-        waiter.exception()  # retrieved: no "exception was never retrieved" warning
