@@ -85,4 +85,45 @@ async def test_an_attack_template_ends_within_the_budget_while_other_runs_flow(
         assert error in bombed["error_message"], bombed["error_message"]
         assert https_peer.requests_to("POST", "/attack") == []
     assert max(latencies) < 1.5, latencies
-    await asyncio.sleep(0)
+
+
+@pytest.mark.faults
+async def test_many_concurrent_attacks_leave_other_runs_flowing(
+    api: httpx.AsyncClient, pipeline: Pipeline, https_peer: HttpsPeer, department_id: int
+) -> None:
+    """Twenty burning steps at once (each CPU-bound until its budget ends): every one fails within
+    its budget plus its share of the CPU, and other runs keep finishing meanwhile."""
+    template, headers, extra, _ = ATTACKS["burn_body_and_headers"]
+    bomb_workflow, _ = await pipeline.workflow(api, name="Attack")
+    await pipeline.insert_step(
+        bomb_workflow,
+        action_type=int(ActionType.CallApiPost),
+        step_order=1,
+        template=template,
+        config={"url": https_peer.url("/attack", host="127.0.0.1"), "headers": headers},
+    )
+    healthy_workflow, _ = await pipeline.workflow(api, http_step(https_peer, "/healthy", order=1), name="Ok")
+    await pipeline.wait_status(await pipeline.start_run(healthy_workflow, department_id))
+    payload = {**SAMPLE_CALL, "call": {**SAMPLE_CALL["call"], **extra}}
+
+    started = time.monotonic()
+    bombs = await asyncio.gather(
+        *[pipeline.start_run(bomb_workflow, department_id, payload) for _ in range(20)]
+    )
+    log.info(f"20 attack runs started in {time.monotonic() - started:.2f} s")
+    latencies = []
+    while len(latencies) < 10 or time.monotonic() - started < 6:
+        begun = time.monotonic()
+        await pipeline.wait_status(await pipeline.start_run(healthy_workflow, department_id))
+        latencies.append(time.monotonic() - begun)
+    finished = [await pipeline.wait_status(run, timeout=60) for run in bombs]
+    latencies.sort()
+    p95 = latencies[int(len(latencies) * 0.95) - 1]
+    log.info(
+        f"20 concurrent attacks: {len(latencies)} healthy runs, latency p50 "
+        f"{latencies[len(latencies) // 2]:.3f} s, p95 {p95:.3f} s, max {latencies[-1]:.3f} s"
+    )
+    assert all(row["status"] == RunStatus.Failed for row in finished)
+    assert all("render time limit" in row["error_message"] for row in finished)
+    assert https_peer.requests_to("POST", "/attack") == []
+    assert p95 < 2.0, latencies
