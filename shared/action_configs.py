@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import httpx
 from email_validator import EmailNotValidError, validate_email
 
 from shared.credential_types import FORBIDDEN_HEADERS
@@ -36,6 +37,12 @@ class ActionConfigError(ValueError):
     def __init__(self, fields: list[tuple[str, str]]) -> None:
         self.fields = fields
         super().__init__("; ".join(f"{path}: {message}" for path, message in fields))
+
+
+# Every templated value is rendered out of the step's one budget. The schema keys of an action are
+# few and fixed; headers are the one open-ended map, so capping them caps a config's templates
+# (the review found 373 templated headers accepted).
+MAX_HEADERS = 50
 
 
 def is_template(value: str) -> bool:
@@ -105,7 +112,8 @@ def _url(value: str, *, what: str = "url") -> urllib.parse.SplitResult:
     try:
         parts = urllib.parse.urlsplit(value)
         parts.port  # noqa: B018 - raises on a malformed port
-    except ValueError:
+        httpx.URL(value).host  # noqa: B018 - the executor's parser; IDNA refuses "xn--localhost-"
+    except (ValueError, httpx.InvalidURL):
         raise ValueError(f"is not a valid {what}") from None
     if parts.scheme.lower() != "https":
         raise ValueError("must use https (plain http and other schemes are refused)")
@@ -348,6 +356,8 @@ def _bool_value(value: Any) -> bool:
 def _headers_value(value: Any, *, rendered: bool) -> dict[str, str]:
     if not isinstance(value, Mapping):
         raise _Invalid("must be an object of header names to string values")
+    if len(value) > MAX_HEADERS:
+        raise _Invalid(f"must have at most {MAX_HEADERS} headers")
     seen: set[str] = set()
     headers: dict[str, str] = {}
     for name, header_value in value.items():

@@ -16,6 +16,9 @@ DEPARTMENT_ADMIN = "DepartmentAdmin"
 SYSTEM_ADMIN = "SystemAdmin"
 
 
+MAX_ID = 2**31 - 1
+
+
 class InvalidToken(Exception):
     pass
 
@@ -107,9 +110,14 @@ class TokenVerifier:
             raise InvalidToken("token is invalid") from exc
         department = claims.get("department_id")
         roles = claims.get("roles", [])
-        if isinstance(department, str) and department.isdigit():
+        # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
+        if isinstance(department, str) and department.isascii() and department.isdigit():
             department = int(department)
-        if not isinstance(department, int) or isinstance(department, bool) or department <= 0:
+        if (
+            not isinstance(department, int)
+            or isinstance(department, bool)
+            or not 0 < department <= MAX_ID  # department ids are 32-bit in the database
+        ):
             raise InvalidToken("token has no valid department_id claim")
         if isinstance(roles, str):
             roles = [roles]

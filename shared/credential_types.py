@@ -20,6 +20,7 @@ import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
+import httpx
 from email_validator import EmailNotValidError, validate_email
 from pydantic import (
     AfterValidator,
@@ -169,6 +170,50 @@ Host = Annotated[str, StringConstraints(min_length=1, max_length=255), AfterVali
 Port = Annotated[int, AfterValidator(_port)]
 Email = Annotated[str, StringConstraints(max_length=320), AfterValidator(_email)]
 EndpointUrl = Annotated[Line, AfterValidator(validate_endpoint_url)]
+
+
+def url_origin(url: str) -> str | None:
+    """``https://host[:port]`` of an https URL (host lower-case, IDNA-encoded; port only when not
+    443), or None when ``url`` is not a usable https URL."""
+    try:
+        parsed = httpx.URL(url.strip())
+        host = parsed.raw_host.decode("ascii").lower().rstrip(".")
+    except (httpx.InvalidURL, ValueError, UnicodeError, TypeError):
+        return None
+    if parsed.scheme != "https" or not host:
+        return None
+    host = f"[{host}]" if ":" in host else host
+    return f"https://{host}" + (f":{parsed.port}" if parsed.port not in (None, 443) else "")
+
+
+def _origin(value: str) -> str:
+    parsed = urllib.parse.urlsplit(value)
+    origin = url_origin(value)
+    if (
+        origin is None
+        or parsed.path not in ("", "/")
+        or parsed.query
+        or parsed.fragment
+        or "@" in parsed.netloc
+    ):
+        raise ValueError(
+            "must be an https origin like https://api.example.org or https://host:8443 (no path)"
+        )
+    return origin
+
+
+def _origin_list(value: Any) -> Any:
+    # A form may send "https://a.example, https://b.example" as one string.
+    if isinstance(value, str):
+        return [part for part in re.split(r"[\s,]+", value) if part]
+    return value
+
+
+Origins = Annotated[
+    list[Annotated[Line, AfterValidator(_origin)]],
+    BeforeValidator(_origin_list),
+    Field(min_length=1, max_length=10),
+]
 HeaderName = Annotated[
     str,
     StringConstraints(min_length=1, max_length=256),
@@ -422,6 +467,7 @@ class HttpBearerCredential(CredentialData):
     """``Authorization: Bearer <token>`` for HTTP calls (type 5)."""
 
     token: Annotated[Token, BeforeValidator(_strip_bearer)] = _secret(required=True)
+    allowed_origins: Origins
 
 
 def _no_colon(value: str) -> str:
@@ -435,6 +481,7 @@ class HttpBasicCredential(CredentialData):
 
     username: Annotated[Line, AfterValidator(_no_colon)]
     password: Line = _secret(required=True)
+    allowed_origins: Origins
 
 
 def _allowed_header(value: str) -> str:
@@ -448,6 +495,7 @@ class HttpApiKeyCredential(CredentialData):
 
     header_name: Annotated[HeaderName, AfterValidator(_allowed_header)] = "X-Api-Key"
     api_key: Line = _secret(required=True)
+    allowed_origins: Origins
 
 
 class MicrosoftTeamsCredential(CredentialData):
@@ -642,6 +690,21 @@ def _is_secret(extra: object) -> bool:
     return isinstance(extra, dict) and extra.get("writeOnly") is True
 
 
+# Fields that decide where a credential's secrets go. Changing one requires sending the secrets again:
+# otherwise whoever can edit the credential could send the stored secret to a server of their choice.
+DESTINATION_FIELDS: dict[CredentialType, tuple[str, ...]] = {
+    CredentialType.Smtp: ("host", "port", "security"),
+    CredentialType.Ftp: ("host", "port", "tls"),
+    CredentialType.Sftp: ("host", "port", "hostKey"),
+    CredentialType.AwsS3: ("endpointUrl",),
+    CredentialType.AzureBlobStorage: ("accountName", "accountUrl"),
+    CredentialType.HttpBearer: ("allowedOrigins",),
+    CredentialType.HttpBasic: ("allowedOrigins",),
+    CredentialType.HttpApiKey: ("allowedOrigins",),
+}
+# HTTP credentials are sent only to the origins listed on them (allowedOrigins).
+ORIGIN_BOUND = frozenset(ctype for ctype, fields in DESTINATION_FIELDS.items() if "allowedOrigins" in fields)
+
 SECRET_FIELDS: dict[CredentialType, frozenset[str]] = {
     ctype: frozenset(
         info.alias or name for name, info in model.model_fields.items() if _is_secret(info.json_schema_extra)
@@ -766,11 +829,30 @@ def merge_update(
     if errors:
         raise CredentialValidationError(errors)
     merged = {k: v for k, v in incoming.items() if k not in secret_names}
+    kept: list[str] = []
     for name in secret_names:
         if name not in incoming or incoming[name] == MASK:
             if existing.get(name) is not None:
                 merged[name] = existing[name]
+                kept.append(name)
         elif incoming[name] is not None:
             merged[name] = incoming[name]
         # None (or "", which validation treats as absent) clears the secret.
-    return _validated(ctype, merged).model_dump(by_alias=True, exclude_none=True)
+    result = _validated(ctype, merged).model_dump(by_alias=True, exclude_none=True)
+    moved = [
+        name
+        for name in DESTINATION_FIELDS.get(ctype, ())
+        if _stored(ctype, existing).get(name) != result.get(name)
+    ]
+    if moved and kept:
+        reason = f"must be sent again: {', '.join(moved)} changed, and a stored secret never follows a new destination"
+        raise CredentialValidationError([(f"{FIELD_PREFIX}.{name}", reason) for name in sorted(kept)])
+    return result
+
+
+def _stored(ctype: CredentialType, existing: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The stored data in today's canonical form (defaults filled), so only real changes count as moves."""
+    try:
+        return _validated(ctype, existing).model_dump(by_alias=True, exclude_none=True)
+    except CredentialValidationError:  # stored under an older schema (an HTTP credential without origins)
+        return existing

@@ -42,6 +42,27 @@ class EventEnvelope(BaseModel):
         return value
 
 
+# Deeper than any real CAD payload, well inside the JSON encoder's recursion limit (orjson: 254).
+MAX_PAYLOAD_DEPTH = 64
+
+
+def json_depth(value: Any) -> int:
+    """How deeply containers nest in a JSON value (a scalar is 0, ``{}`` is 1); no recursion."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth + 1)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 def new_event_id() -> str:
     return str(uuid.uuid4())
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 __all__ = ["WebhookKind", "WebhookUrlError", "validate_webhook_url"]
 
@@ -65,8 +65,10 @@ def validate_webhook_url(kind: WebhookKind, url: str) -> None:
     else:
         if host not in _DISCORD_HOSTS:
             raise fail("must be on the host discord.com or discordapp.com")
-        segments = parts.path.split("/")
-        if not parts.path.startswith("/api/webhooks/") or ".." in segments or "." in segments:
+        # Judge the path as the server will see it: %2e%2e is "..", which would leave /api/webhooks/.
+        path = unquote(parts.path)
+        segments = path.split("/")
+        if "%" in path or ".." in segments or "." in segments or not path.startswith("/api/webhooks/"):
             raise fail("must have a path starting with /api/webhooks/")
 
 

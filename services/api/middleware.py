@@ -1,5 +1,10 @@
 """Request size limit and Prometheus metrics as plain ASGI middleware (no per-request task or
-response re-wrapping, which BaseHTTPMiddleware costs on every call)."""
+response re-wrapping, which BaseHTTPMiddleware costs on every call).
+
+The size limit runs before routing, authentication and parsing. A declared ``Content-Length`` over
+1 MiB is refused at once (the server enforces the declared length, so a body within it cannot grow);
+a body without one (``Transfer-Encoding: chunked``) is counted as it streams in and refused as soon
+as it passes 1 MiB, so no more than 1 MiB of it is ever held."""
 
 from __future__ import annotations
 
@@ -31,20 +36,22 @@ class LimitsAndMetrics:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        declared: bytes | None = None
         for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > MAX_BODY_BYTES:
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 413,
-                        "headers": [
-                            (b"content-type", b"application/json"),
-                            (b"content-length", str(len(TOO_LARGE)).encode()),
-                        ],
-                    }
-                )
-                await send({"type": "http.response.body", "body": TOO_LARGE})
+            if name == b"content-length":
+                declared = value
+        if declared is not None and declared.isdigit():
+            if int(declared) > MAX_BODY_BYTES:
+                await _too_large(send)
                 return
+        else:
+            buffered = await _read_capped(receive)
+            if buffered is _GONE:
+                return  # the client left mid-body: nobody to answer
+            if buffered is None:
+                await _too_large(send)
+                return
+            receive = _replay(buffered, receive)
         started = time.perf_counter()
         status = 500
 
@@ -61,3 +68,50 @@ class LimitsAndMetrics:
             route = getattr(scope.get("route"), "path", "unmatched")
             LATENCY.labels(scope["method"], route).observe(time.perf_counter() - started)
             REQUESTS.labels(scope["method"], route, str(status)).inc()
+
+
+async def _too_large(send: Send) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            # The rest of the body is never read: close rather than drain it.
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(TOO_LARGE)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": TOO_LARGE})
+
+
+_GONE = b"client disconnected"  # a sentinel compared by identity
+
+
+async def _read_capped(receive: Receive) -> bytes | None:
+    """The whole body if it is at most MAX_BODY_BYTES, else None as soon as it passes the limit."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return _GONE
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replay() -> Message:
+        if pending:
+            return pending.pop()
+        return await receive()  # after the body: wait for the disconnect as usual
+
+    return replay

@@ -59,6 +59,7 @@ from shared.messages import RunOutcome
 from shared.plans import limits_for
 from shared.runs_outbox import produce_outcomes
 from shared.templating import TemplateError, evaluate_condition, render, render_config
+from shared.templating.budget import StepBudget
 from shared.templating.context import build_context
 from shared.tracing import tracer
 
@@ -274,9 +275,10 @@ class RunExecutor:
         shown: _Shown,
     ) -> StepOutcome:
         """Condition, credential, rendering and the action; what the log shows is kept in ``shown``."""
+        budget = StepBudget()  # one render-time budget for all of the step's templates
         if step.condition:
             with _template_part("ConditionExpression: {}"):
-                passed, output = evaluate_condition(step.condition, context)
+                passed, output = await budget.run(evaluate_condition, step.condition, context)
             if not passed:
                 shown.rendered = step.condition
                 shown.result = f"Step skipped: condition evaluated to '{output.strip()[:200]}'"
@@ -284,12 +286,12 @@ class RunExecutor:
         action_type = ActionType(step.action_type)
         credential = self._credential(run, step, action_type, credentials)
         with _template_part("OutputTemplate: {}"):
-            shown.rendered = render(step.output_template, context)
+            shown.rendered = await budget.render(render, step.output_template, context)
         raw_config = parse_action_config(
             action_type, step.action_config, has_credential=step.credential_id is not None
         )
         with _template_part("ActionConfig.{}"):  # render_config names the field: "url: line 1, ..."
-            rendered_config = render_config(raw_config, context)
+            rendered_config = await budget.render(render_config, raw_config, context)
         # Default file names are stamped with the queue time, so a retry writes the same file.
         config = coerce_rendered(
             action_type, rendered_config, now=run.queued_on, has_credential=step.credential_id is not None

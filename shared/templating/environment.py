@@ -10,6 +10,7 @@ stream size, local namespace size); the subclasses below close what they leave o
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -41,6 +42,15 @@ from .limits import (
 )
 
 
+class _StepDeadline(threading.local):
+    value: float | None = None
+
+
+# The monotonic deadline of the step whose templates this thread renders (set by budget.StepBudget):
+# every render of the step stops there, whatever is left of its own RENDER_TIME_LIMIT_SECONDS.
+step_deadline = _StepDeadline()
+
+
 class RenderTimeLimitError(ResourceLimitError):
     """The render ran past RENDER_TIME_LIMIT_SECONDS."""
 
@@ -65,6 +75,8 @@ class SandboxContext(RenderContext):
         super().__init__(*args, **kwargs)
         self.iterations = 0
         self.deadline = time.monotonic() + RENDER_TIME_LIMIT_SECONDS
+        if step_deadline.value is not None:
+            self.deadline = min(self.deadline, step_deadline.value)
 
     def check_deadline(self) -> None:
         if time.monotonic() > self.deadline:

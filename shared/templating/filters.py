@@ -10,11 +10,13 @@ No filter takes a regular expression from the template; the built-in ones use fi
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from liquid import Environment
-from liquid.exceptions import ResourceLimitError
+from liquid.exceptions import FilterArgumentError, ResourceLimitError
+from liquid.filter import sequence_filter
 
 from .limits import MAX_NUMBER_BITS, MAX_VALUE_CHARS, MAX_VALUE_ITEMS
 
@@ -99,6 +101,105 @@ def _guarded(name: str, func: Filter) -> Filter:
 
 
 def guard_filters(env: Environment) -> None:
-    """Wrap every filter registered on `env` with the size and time guards."""
+    """Swap in the linear filters, then wrap every filter registered on `env` with the size and time guards."""
+    env.filters.update(LINEAR_FILTERS)
     for name, func in list(env.filters.items()):
         env.filters[name] = _guarded(name, func)
+
+
+# --- linear replacements for python-liquid filters that are quadratic on hostile input -------------
+
+# A tag runs from "<" and a name character to the first ">" outside quotes. Possessive quantifiers
+# never backtrack, so a match attempt costs the length it covers, and it can only fail by running out
+# of text (an unclosed quote or no ">"): the scan then stops and the rest is kept as text.
+_TAG = re.compile(r"""<[A-Za-z/!?](?:[^>"']++|"[^"]*+"|'[^']*+')*+>""")
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_RAW_TEXT = ("script", "style")
+
+
+def strip_html(value: object) -> str:
+    """Remove HTML tags, comments and script/style elements; time linear in the input.
+
+    python-liquid's `strip_html` uses HTMLParser, which rescans unterminated markup and is quadratic
+    (`>` then `<a b='` repeated over 96 KB took 20 s). Text and entities are kept as written.
+    """
+    text = _text(value)
+    if "<" not in text:
+        return text
+    lower = text.translate(_ASCII_LOWER)  # same length as text, so indexes carry over
+    kept: list[str] = []
+    position = 0
+    length = len(text)
+    while position < length:
+        start = text.find("<", position)
+        if start < 0:
+            kept.append(text[position:])
+            break
+        kept.append(text[position:start])
+        if lower.startswith("<!--", start):
+            end = lower.find("-->", start + 4)
+            if end < 0:
+                break  # an unclosed comment hides the rest
+            position = end + 3
+            continue
+        tag = _TAG.match(text, start)
+        if tag is None:
+            if start + 1 < length and (
+                text[start + 1].isascii() and text[start + 1].isalpha() or text[start + 1] in "/!?"
+            ):
+                kept.append(text[start:])  # markup left open until the end: keep it as text
+                break
+            kept.append("<")  # "a < b": not markup
+            position = start + 1
+            continue
+        position = tag.end()
+        name = lower[start + 1 : start + 8]
+        for raw in _RAW_TEXT:
+            if name.startswith(raw) and not name[len(raw) : len(raw) + 1].isalnum():
+                close = lower.find(f"</{raw}", position)
+                if close < 0:
+                    return "".join(kept)  # an unclosed script or style element hides the rest
+                end = lower.find(">", close)
+                position = length if end < 0 else end + 1
+                break
+    return "".join(kept)
+
+
+def _frozen(value: object) -> object:
+    """A hashable stand-in that is equal exactly when the values are (dicts and lists by content)."""
+    if isinstance(value, dict):
+        return ("dict", frozenset((key, _frozen(item)) for key, item in value.items()))
+    if isinstance(value, list | tuple):
+        return ("list", tuple(_frozen(item) for item in value))
+    hash(value)
+    return value
+
+
+_MISSING = object()
+
+
+@sequence_filter
+def uniq(sequence: list[object], key: object = None) -> list[object]:
+    """Liquid's `uniq` in linear time (python-liquid compares each item with every earlier one)."""
+    seen: set[object] = set()
+    result: list[object] = []
+    for item in sequence:
+        probe: object = item
+        if key is not None:
+            try:
+                probe = item[key]  # type: ignore[index]
+            except KeyError:
+                probe = _MISSING
+            except TypeError as err:
+                raise FilterArgumentError(f"can't read property '{key}'", token=None) from err
+        try:
+            marker = _frozen(probe)
+        except TypeError:  # unhashable and not a dict or list: compare by identity
+            marker = ("id", id(probe))
+        if marker not in seen:
+            seen.add(marker)
+            result.append(item)
+    return result
+
+
+LINEAR_FILTERS: dict[str, Filter] = {"strip_html": strip_html, "uniq": uniq}

@@ -270,6 +270,30 @@ async def test_malicious_html_is_stripped_and_a_text_part_is_kept() -> None:
     assert "alert" not in text
 
 
+async def test_css_values_that_run_code_or_load_urls_are_dropped() -> None:
+    content = (
+        '<p style="width: expression(alert(1)); color: red">A</p>'
+        '<p style="height: exp/**/ression(alert(2)); margin: 0 auto">B</p>'
+        '<p style="color: \\65 xpression(alert(3)); font-weight: bold">C</p>'
+        '<p style="border: 1px solid url(https://tracker.test/pixel); background-color: rgb(255, 0, 0)">D</p>'
+        '<div style="display: block; width: calc(100% - var(--x))">E</div>'
+    )
+    async with SmtpPeer() as peer:
+        await send_email(email_ctx(peer, content=content), make_deps())
+    html = peer.messages[0].part("text/html")
+    lowered = html.lower()
+    for forbidden in ("expression", "alert", "/*", "\\", "url(", "tracker.test", "calc(", "var("):
+        assert forbidden not in lowered, (forbidden, html)
+    for kept in (
+        "color:red",
+        "margin:0 auto",
+        "font-weight:bold",
+        "background-color:rgb(255, 0, 0)",
+        "display:block",
+    ):
+        assert kept in html, (kept, html)
+
+
 async def test_message_id_is_the_same_on_a_retry_of_the_same_step() -> None:
     async with SmtpPeer() as peer:
         await send_email(email_ctx(peer), make_deps())

@@ -144,6 +144,56 @@ async def test_redirects_are_followed(https_peer: HttpsPeer) -> None:
     assert [r.path for r in https_peer.requests] == ["/old", "/new"]
 
 
+@pytest.mark.parametrize(
+    ("credential", "secret_header"),
+    [
+        ({"apiKey": "api-key-secret", "headerName": "X-Api-Key"}, "x-api-key"),
+        ({"token": "bearer-secret"}, "authorization"),
+        ({"username": "dispatch", "password": "basic-secret"}, "authorization"),
+    ],
+)
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+async def test_a_cross_origin_redirect_drops_credential_and_step_headers(
+    https_peer: HttpsPeer, local_ca, credential: dict[str, Any], secret_header: str, status: int
+) -> None:
+    async with HttpsPeer(local_ca) as elsewhere:
+        https_peer.reply("POST", "/start", Reply(status, "", headers={"Location": elsewhere.url("/landing")}))
+        elsewhere.reply("POST", "/landing", Reply(200, "landed"))
+        elsewhere.reply("GET", "/landing", Reply(200, "landed"))
+        ctx = http_ctx(
+            ActionType.CallApiPost,
+            https_peer.url("/start"),
+            credential=credential,
+            headers={"X-Station-Token": "station-secret", "X-Dept": "9"},
+        )
+        result = await call_api(ctx, make_deps())
+
+        assert result.message == "HTTP 200: landed"
+        [first] = https_peer.requests
+        assert secret_header in first.headers
+        assert first.headers["x-station-token"] == "station-secret"
+        [landed] = elsewhere.requests
+        for name in (secret_header, "x-station-token", "x-dept"):
+            assert name not in landed.headers, (name, dict(landed.headers))
+        assert "secret" not in repr(dict(landed.headers))
+        assert landed.headers["idempotency-key"] == "wf-run-41-step-7"
+
+
+async def test_a_same_origin_redirect_keeps_credential_and_step_headers(https_peer: HttpsPeer) -> None:
+    https_peer.reply("GET", "/old", Reply(307, "", headers={"Location": "/new"}))
+    https_peer.reply("GET", "/new", Reply(200, "moved here"))
+    ctx = http_ctx(
+        ActionType.CallApiGet,
+        https_peer.url("/old"),
+        credential={"apiKey": "api-key-secret"},
+        headers={"X-Station-Token": "station-secret"},
+    )
+    await call_api(ctx, make_deps())
+    [_, moved] = https_peer.requests
+    assert moved.headers["x-api-key"] == "api-key-secret"
+    assert moved.headers["x-station-token"] == "station-secret"
+
+
 async def test_redirect_loop_is_permanent(https_peer: HttpsPeer) -> None:
     https_peer.reply("GET", "/loop", Reply(302, "", headers={"Location": "/loop"}))
     with pytest.raises(ActionError) as caught:
@@ -204,3 +254,21 @@ async def test_invalid_config_is_permanent(config: dict[str, Any], expected: str
         await call_api(make_ctx(ActionType.CallApiGet, config=config), make_deps())
     assert caught.value.permanent
     assert expected in caught.value.message
+
+
+async def test_a_bound_credential_is_not_sent_to_another_origin(https_peer: HttpsPeer) -> None:
+    """A templated URL can point anywhere: the credential goes only to its allowedOrigins."""
+    credential = {"token": "bearer-secret", "allowedOrigins": [https_peer.url("/").rstrip("/")]}
+    ctx = http_ctx(ActionType.CallApiGet, https_peer.url("/hook", host="127.0.0.1"), credential=credential)
+    with pytest.raises(ActionError) as caught:
+        await call_api(ctx, make_deps())
+    assert caught.value.permanent
+    assert "not one the HTTP credential allows" in caught.value.message
+    assert https_peer.requests == []
+
+    https_peer.reply("GET", "/hook", Reply(200, "ok"))
+    await call_api(
+        http_ctx(ActionType.CallApiGet, https_peer.url("/hook"), credential=credential), make_deps()
+    )
+    [request] = https_peer.requests
+    assert request.headers["authorization"] == "Bearer bearer-secret"

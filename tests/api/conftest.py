@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.config import Settings
 from tests.conftest import token_for
+from wf.procs import free_port
 
 MASK = "••••••"
 SMTP_DATA: dict[str, Any] = {
@@ -23,7 +27,9 @@ SMTP_DATA: dict[str, Any] = {
     "password": "hunter2-secret",
     "fromAddress": "dispatch@example.org",
 }
-BEARER_DATA = {"token": "bearer-token-very-secret"}
+# HTTP credentials are bound to the origins their steps call (http_step uses cad.example.org).
+ORIGINS = ["https://cad.example.org"]
+BEARER_DATA = {"token": "bearer-token-very-secret", "allowedOrigins": ORIGINS}
 
 
 def workflow_body(**overrides: Any) -> dict[str, Any]:
@@ -157,3 +163,27 @@ def assert_error(response: httpx.Response, status: int, *words: str) -> dict[str
     for word in words:
         assert word.lower() in everything, (word, body)
     return dict(body)
+
+
+@pytest.fixture(scope="module")
+def live_api(settings: Settings) -> Iterator[tuple[str, dict[str, Any]]]:
+    from services.api.app import create_app
+
+    # The fuzzer may hit /test on a workflow it created: don't wait 30 s for an executor.
+    app = create_app(settings.model_copy(update={"test_wait_s": 0.5}))
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, name="fuzzed-api", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive(), "the API did not start"
+        assert time.monotonic() < deadline, "the API did not start in 30 s"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}", app.openapi()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

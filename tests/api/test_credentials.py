@@ -12,8 +12,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.api.credentials.rotation import rotate_credentials
+from shared.config import Settings
 from shared.crypto import Keyring, credential_aad
-from tests.api.conftest import MASK, SMTP_DATA, assert_error, create_credential, set_plan
+from shared.enums import CredentialType
+from tests.api.conftest import MASK, ORIGINS, SMTP_DATA, assert_error, create_credential, set_plan
+from tests.support.helpers import store_credential
 from tests.support.infra import TEST_MASTER_KEY
 
 SECRET: str = SMTP_DATA["password"]
@@ -93,8 +96,8 @@ class TestCreateAndRead:
     @pytest.mark.parametrize(
         "body",
         [
-            {"CredentialType": 5, "Data": {"token": "t"}},
-            {"Name": "", "CredentialType": 5, "Data": {"token": "t"}},
+            {"CredentialType": 5, "Data": {"token": "t", "allowedOrigins": ORIGINS}},
+            {"Name": "", "CredentialType": 5, "Data": {"token": "t", "allowedOrigins": ORIGINS}},
             {"Name": "c", "CredentialType": 5, "Data": "token"},
             {"Name": "c", "CredentialType": 5},
         ],
@@ -121,13 +124,13 @@ class TestUpdate:
         cid = created["WorkflowCredentialId"]
         keyring = Keyring.from_base64(TEST_MASTER_KEY)
         # Send back what GET returned, with one field changed: the mask keeps the password.
-        data = {**created["Data"], "host": "mail2.example.org"}
+        data = {**created["Data"], "fromName": "Station 9"}
         response = await api.put(
             f"/api/v4/workflows/credentials/{cid}",
             json={"Name": "Renamed", "CredentialType": 0, "Data": data},
         )
         assert response.status_code == 200, response.text
-        assert response.json()["Data"]["host"] == "mail2.example.org"
+        assert response.json()["Data"]["fromName"] == "Station 9"
         assert response.json()["Data"]["password"] == MASK
         assert response.json()["UpdatedOn"] is not None
         _, _, encrypted, _ = await _raw_row(db, cid)
@@ -160,7 +163,7 @@ class TestUpdate:
         created = await create_credential(api)
         response = await api.put(
             f"/api/v4/workflows/credentials/{created['WorkflowCredentialId']}",
-            json={"Name": "x", "CredentialType": 5, "Data": {"token": "t"}},
+            json={"Name": "x", "CredentialType": 5, "Data": {"token": "t", "allowedOrigins": ORIGINS}},
         )
         assert_error(response, 400, "CredentialType")
 
@@ -187,9 +190,10 @@ class TestCapsAndDelete:
     ) -> None:
         await set_plan(db, department_id, "Paid")
         for n in range(20):
-            await create_credential(api, 5, {"token": f"t{n}"}, name=f"c{n}")
+            await create_credential(api, 5, {"token": f"t{n}", "allowedOrigins": ORIGINS}, name=f"c{n}")
         response = await api.post(
-            "/api/v4/workflows/credentials", json={"Name": "x", "CredentialType": 5, "Data": {"token": "t"}}
+            "/api/v4/workflows/credentials",
+            json={"Name": "x", "CredentialType": 5, "Data": {"token": "t", "allowedOrigins": ORIGINS}},
         )
         assert_error(response, 400, "Paid", "20")
 
@@ -201,7 +205,11 @@ class TestCapsAndDelete:
             *(
                 api.post(
                     "/api/v4/workflows/credentials",
-                    json={"Name": f"r{n}", "CredentialType": 5, "Data": {"token": "t"}},
+                    json={
+                        "Name": f"r{n}",
+                        "CredentialType": 5,
+                        "Data": {"token": "t", "allowedOrigins": ORIGINS},
+                    },
                 )
                 for n in range(5)
             )
@@ -209,7 +217,7 @@ class TestCapsAndDelete:
         assert sorted(r.status_code for r in responses) == [200, 400, 400, 400, 400]
 
     async def test_delete_is_allowed_while_a_step_uses_it(self, api: httpx.AsyncClient) -> None:
-        created = await create_credential(api, 5, {"token": "t"})
+        created = await create_credential(api, 5, {"token": "t", "allowedOrigins": ORIGINS})
         cid = created["WorkflowCredentialId"]
         workflow = (await api.post("/api/v4/workflows", json={"Name": "w", "TriggerEventType": 0})).json()
         step = await api.post(
@@ -219,7 +227,7 @@ class TestCapsAndDelete:
                 "StepOrder": 1,
                 "OutputTemplate": "x",
                 "WorkflowCredentialId": cid,
-                "ActionConfig": json.dumps({"url": "https://x.example.org"}),
+                "ActionConfig": json.dumps({"url": "https://cad.example.org/x"}),
             },
         )
         assert step.status_code == 200, step.text
@@ -285,3 +293,86 @@ def test_rotate_key_command(settings: object, tmp_path: object) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("re-encrypted 0 credentials;")
+
+
+class TestDestinationBinding:
+    """Re-pointing a credential needs its secrets again; HTTP credentials go to their origins only."""
+
+    async def test_re_pointing_with_the_masked_secret_is_400_naming_it(self, api: httpx.AsyncClient) -> None:
+        created = await create_credential(api)
+        cid = created["WorkflowCredentialId"]
+        for change in ({"host": "smtp.attacker.example"}, {"port": 2525}, {"security": "none"}):
+            response = await api.put(
+                f"/api/v4/workflows/credentials/{cid}",
+                json={"Name": "Mail relay", "CredentialType": 0, "Data": {**created["Data"], **change}},
+            )
+            assert_error(response, 400, "Data.password", "sent again", next(iter(change)))
+        # With the secret sent again, the move is accepted.
+        response = await api.put(
+            f"/api/v4/workflows/credentials/{cid}",
+            json={
+                "Name": "Mail relay",
+                "CredentialType": 0,
+                "Data": {**created["Data"], "host": "smtp2.example.org", "password": "new-secret"},
+            },
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["Data"]["host"] == "smtp2.example.org"
+
+    async def test_an_http_credential_needs_origins_and_steps_must_call_them(
+        self, api: httpx.AsyncClient
+    ) -> None:
+        assert_error(
+            await api.post(
+                "/api/v4/workflows/credentials",
+                json={"Name": "b", "CredentialType": 5, "Data": {"token": "t"}},
+            ),
+            400,
+            "Data.allowedOrigins",
+        )
+        bearer = await create_credential(api, 5, {"token": "t", "allowedOrigins": ORIGINS})
+        assert bearer["Data"]["allowedOrigins"] == ORIGINS
+        workflow = (await api.post("/api/v4/workflows", json={"Name": "w", "TriggerEventType": 0})).json()
+
+        def step(url: str) -> dict[str, Any]:
+            return {
+                "ActionType": 3,
+                "StepOrder": 1,
+                "OutputTemplate": "x",
+                "WorkflowCredentialId": bearer["WorkflowCredentialId"],
+                "ActionConfig": json.dumps({"url": url}),
+            }
+
+        path = f"/api/v4/workflows/{workflow['WorkflowId']}/steps"
+        for elsewhere in ("https://attacker.example/collect", "https://cad.example.org:8443/x"):
+            assert_error(
+                await api.post(path, json=step(elsewhere)), 400, "ActionConfig.url", "cad.example.org"
+            )
+        assert (await api.post(path, json=step("https://CAD.example.org/hook"))).status_code == 200
+        # A templated URL can only be checked when it is sent (the executor refuses other origins).
+        assert (await api.post(path, json=step("https://{{ call.host }}/hook"))).status_code == 200
+
+    async def test_a_credential_stored_without_origins_must_be_bound_before_a_step_uses_it(
+        self, api: httpx.AsyncClient, db: AsyncEngine, settings: Settings, department_id: int
+    ) -> None:
+        async with db.begin() as conn:
+            cid = await store_credential(
+                conn, settings, department_id, CredentialType.HttpBearer, {"token": "legacy-secret"}
+            )
+        workflow = (await api.post("/api/v4/workflows", json={"Name": "w", "TriggerEventType": 0})).json()
+        response = await api.post(
+            f"/api/v4/workflows/{workflow['WorkflowId']}/steps",
+            json={
+                "ActionType": 3,
+                "StepOrder": 1,
+                "OutputTemplate": "x",
+                "WorkflowCredentialId": cid,
+                "ActionConfig": json.dumps({"url": "https://cad.example.org/hook"}),
+            },
+        )
+        assert_error(response, 400, "WorkflowCredentialId", "allowedOrigins")
+        # Binding it needs the secret again: a stolen admin token cannot bind it to its own server.
+        bind = {"Name": "b", "CredentialType": 5, "Data": {"token": MASK, "allowedOrigins": ORIGINS}}
+        assert_error(await api.put(f"/api/v4/workflows/credentials/{cid}", json=bind), 400, "Data.token")
+        bind["Data"]["token"] = "legacy-secret"
+        assert (await api.put(f"/api/v4/workflows/credentials/{cid}", json=bind)).status_code == 200

@@ -1,70 +1,59 @@
-"""Schemathesis against the running API: no 5xx, and every response matches the OpenAPI document.
+"""Schemathesis against the running API: no 5xx, every status code is one the OpenAPI document
+declares for the operation, and every response body matches the document.
 
 The API runs under uvicorn in a thread of its own (its lifespan, engine and Kafka producer live on that
-thread's event loop), like a deployed server. Bounded: a few examples per operation and mode, ~60 s.
+thread's event loop), like a deployed server. Each run draws a fresh seed, printed (WF_FUZZ_SEED
+replays one); hypothesis' health checks are on. `make test` runs a few examples per operation and
+mode (~60 s budget); `make test-faults` runs hundreds.
 """
 
 from __future__ import annotations
 
-import threading
+import os
+import random
+import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import hypothesis
 import pytest
 import requests
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, given
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
-from schemathesis.specs.openapi.checks import response_schema_conformance
+from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
-from services.api.app import create_app
 from shared.config import Settings
 from tests.conftest import token_for
-from wf.procs import free_port
 
 BUDGET_S = 60.0
 EXAMPLES = 8
-
-
-@pytest.fixture(scope="module")
-def live_api(settings: Settings) -> Iterator[tuple[str, dict[str, Any]]]:
-    # The fuzzer may hit /test on a workflow it created: don't wait 30 s for an executor.
-    app = create_app(settings.model_copy(update={"test_wait_s": 0.5}))
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, name="fuzzed-api", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive(), "the API did not start"
-        assert time.monotonic() < deadline, "the API did not start in 30 s"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}", app.openapi()
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+LONG_EXAMPLES = 200
 
 
 def _fuzz(
-    operation: Any, mode: GenerationMode, call: Callable[[Any], Any], budget_s: float, failures: list[str]
+    operation: Any,
+    mode: GenerationMode,
+    call: Callable[[Any], Any],
+    budget_s: float,
+    failures: list[str],
+    *,
+    examples: int,
+    run_seed: int,
 ) -> None:
-    """Up to EXAMPLES cases of one operation in one mode, within ``budget_s``."""
+    """Up to ``examples`` cases of one operation in one mode, within ``budget_s``."""
     started = time.monotonic()
 
+    @hypothesis.seed(run_seed)
     @hypothesis.settings(
-        max_examples=EXAMPLES,
+        max_examples=examples,
         deadline=None,
         database=None,
-        derandomize=True,
-        suppress_health_check=list(HealthCheck),
+        # too_slow measures the machine (shared with other suites), not the strategies.
+        suppress_health_check=[HealthCheck.too_slow],
         phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
     )
     @given(case=operation.as_strategy(generation_mode=mode))
@@ -82,7 +71,22 @@ def _fuzz(
 def test_no_server_errors_and_responses_match_the_document(
     live_api: tuple[str, dict[str, Any]], settings: Settings
 ) -> None:
+    _run(live_api, settings, examples=int(os.environ.get("WF_FUZZ_EXAMPLES", EXAMPLES)), budget_s=BUDGET_S)
+
+
+@pytest.mark.faults
+def test_no_server_errors_and_responses_match_the_document_long(
+    live_api: tuple[str, dict[str, Any]], settings: Settings
+) -> None:
+    _run(live_api, settings, examples=LONG_EXAMPLES, budget_s=BUDGET_S * 30)
+
+
+def _run(live_api: tuple[str, dict[str, Any]], settings: Settings, *, examples: int, budget_s: float) -> None:
     base_url, document = live_api
+    run_seed = int(os.environ.get("WF_FUZZ_SEED") or random.getrandbits(32))
+    sys.stderr.write(
+        f"\nschemathesis: seed {run_seed} (WF_FUZZ_SEED={run_seed} to replay), {examples} examples\n"
+    )
     schema = schemathesis.openapi.from_dict(document)
     # A department of its own; DepartmentAdmin only, so the fuzzer cannot change other tests' plans.
     headers = {"Authorization": f"Bearer {token_for(settings, 2_000_000_000)}"}
@@ -94,7 +98,9 @@ def test_no_server_errors_and_responses_match_the_document(
         response = case.call(base_url=base_url, session=session, headers=headers, timeout=30)
         statuses[response.status_code] += 1
         case.validate_response(
-            response, checks=[not_a_server_error, response_schema_conformance], headers=headers
+            response,
+            checks=[not_a_server_error, status_code_conformance, response_schema_conformance],
+            headers=headers,
         )
 
     operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
@@ -102,11 +108,19 @@ def test_no_server_errors_and_responses_match_the_document(
     started = time.monotonic()
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            _fuzz(operation, mode, call, BUDGET_S / (len(operations) * 2), failures)
+            _fuzz(
+                operation,
+                mode,
+                call,
+                budget_s / (len(operations) * 2),
+                failures,
+                examples=examples,
+                run_seed=run_seed,
+            )
     elapsed = time.monotonic() - started
-    assert not failures, "\n\n".join(failures[:10])
+    assert not failures, f"seed {run_seed}:\n" + "\n\n".join(failures[:10])
     # The run really exercised the API: valid calls succeeded and invalid ones were refused.
     assert statuses[200] >= 10, statuses
     assert statuses[400] >= 10, statuses
     assert sum(statuses.values()) >= 150, statuses
-    assert elapsed < BUDGET_S * 2
+    assert elapsed < budget_s * 2

@@ -56,6 +56,17 @@ class TestAdd:
         )
         assert_error(response, 400, "OutputTemplate", "64 KB")
 
+    async def test_more_than_50_headers_is_400(self, api: httpx.AsyncClient) -> None:
+        workflow = await create_workflow(api)
+        path = f"/api/v4/workflows/{workflow['WorkflowId']}/steps"
+        for count, status in ((50, 200), (51, 400), (373, 400)):
+            headers = {f"X-H-{n}": "{{ call.notes | strip_html }}" for n in range(count)}
+            config = json.dumps({"url": "https://cad.example.org/hook", "headers": headers})
+            response = await api.post(path, json=http_step(ActionConfig=config))
+            assert response.status_code == status, response.text
+            if status == 400:
+                assert_error(response, 400, "ActionConfig.headers", "at most 50 headers")
+
     async def test_include_is_refused_on_save(self, api: httpx.AsyncClient) -> None:
         wid = await _workflow_id(api)
         response = await api.post(

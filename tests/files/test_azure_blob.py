@@ -18,6 +18,7 @@ from services.executor.actions.base import ActionDeps, ActionError
 from shared.enums import ActionType
 from tests.files.conftest import make_ctx
 from tests.peers.azurite import ACCOUNT_KEY, ACCOUNT_NAME, AzuritePeer
+from tests.peers.listener import INTERNAL, Listener
 from tests.peers.tls import LocalCA
 
 CONTENT = "Certification expiring: EMT-B for J. Rivera on 2024-07-01 ✓\n"
@@ -195,3 +196,25 @@ def test_missing_azurite_fails_with_install_instructions(
 
     with pytest.raises(RuntimeError, match=r"npm ci --prefix tools/azurite"):
         AzuritePeer(tmp_path).start()
+
+
+async def test_an_environment_proxy_is_ignored(
+    azurite: AzuritePeer,
+    service: BlobServiceClient,
+    container: str,
+    deps: ActionDeps,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with Listener() as proxy:
+        for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY"):
+            monkeypatch.setenv(name, f"http://{INTERNAL}:{proxy.port}")
+        for name in ("NO_PROXY", "no_proxy"):
+            monkeypatch.delenv(name, raising=False)
+
+        await upload_azure_blob(
+            blob_ctx({"connectionString": azurite.connection_string, "containerName": container}), deps
+        )
+
+    monkeypatch.undo()  # the reading client below honours the proxy variables
+    assert proxy.connections == 0
+    assert list(stored(service, container).values()) == [CONTENT.encode()]

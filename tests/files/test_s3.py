@@ -16,6 +16,7 @@ from services.executor.actions.s3 import upload_s3
 from shared.egress import EgressGuard
 from shared.enums import ActionType
 from tests.files.conftest import LOOPBACK, make_ctx
+from tests.peers.listener import INTERNAL, Listener
 from tests.peers.s3_server import S3Peer
 from tests.peers.tls import LocalCA
 
@@ -174,3 +175,19 @@ async def test_connections_resolve_through_the_egress_guard(
     )
 
     assert bucket.Object("pinned.txt").get()["Body"].read() == CONTENT.encode()
+
+
+async def test_an_environment_proxy_is_ignored(
+    s3: S3Peer, iam_keys, bucket, deps: ActionDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """botocore reads HTTP(S)_PROXY: the request would go to an address the guard never checked."""
+    async with Listener() as proxy:
+        for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY"):
+            monkeypatch.setenv(name, f"http://{INTERNAL}:{proxy.port}")
+        for name in ("NO_PROXY", "no_proxy"):
+            monkeypatch.delenv(name, raising=False)
+
+        await upload_s3(s3_ctx(s3, iam_keys, {"s3Key": "direct.txt"}), deps)
+
+    assert proxy.connections == 0
+    assert bucket.Object("direct.txt").get()["Body"].read() == CONTENT.encode()

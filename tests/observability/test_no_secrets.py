@@ -1,4 +1,5 @@
-"""Secrets never appear in a log line, a step log, a run error, a Kafka outcome or an API response,
+"""Secrets never appear in a log line, a step log, a run error, a Kafka message (runs, results and
+DLQ topics) or an API response,
 for a run that uses a credential of every one of the 14 types (each step fails against a closed port
 or an unresolvable provider, the path on which error text is most likely to carry a secret)."""
 
@@ -12,6 +13,7 @@ import uuid
 import httpx
 import pytest
 import structlog
+from aiokafka import AIOKafkaConsumer
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.api.department.service import set_plan
@@ -103,21 +105,29 @@ def credentials() -> list[tuple[CredentialType, ActionType, dict[str, object], d
         (
             CredentialType.HttpBearer,
             ActionType.CallApiPost,
-            {"token": s["bearer"]},
+            {"token": s["bearer"], "allowedOrigins": [f"https://{CLOSED}:{CLOSED_PORT}"]},
             {"url": https_closed},
             [s["bearer"]],
         ),
         (
             CredentialType.HttpBasic,
             ActionType.CallApiPut,
-            {"username": "api", "password": s["basic"]},
+            {
+                "username": "api",
+                "password": s["basic"],
+                "allowedOrigins": [f"https://{CLOSED}:{CLOSED_PORT}"],
+            },
             {"url": https_closed},
             [s["basic"]],
         ),
         (
             CredentialType.HttpApiKey,
             ActionType.CallApiGet,
-            {"headerName": "X-Api-Key", "apiKey": s["apikey"]},
+            {
+                "headerName": "X-Api-Key",
+                "apiKey": s["apikey"],
+                "allowedOrigins": [f"https://{CLOSED}:{CLOSED_PORT}"],
+            },
             {"url": https_closed},
             [s["apikey"]],
         ),
@@ -242,7 +252,19 @@ async def test_no_secret_leaves_the_vault(
     run_logs_api = await api.get(f"/api/v4/workflows/runs/{run_id}/logs")
     await asyncio.sleep(0.5)
 
+    topics = {
+        name: await _topic_text(settings, topic)
+        for name, topic in (
+            ("runs topic", settings.topic_runs),
+            ("results topic", settings.topic_results),
+            ("DLQ topic", settings.topic_dlq),
+        )
+    }
+    # The sweep is not vacuous: this run's messages are in the topics it reads.
+    assert str(run_id) in topics["runs topic"]
+    assert str(run_id) in topics["results topic"]
     haystacks = {
+        **topics,
         "service logs": captured_logs.getvalue(),
         "step logs": json.dumps([list(map(str, row)) for row in logs]),
         "run error": run_error or "",
@@ -253,3 +275,34 @@ async def test_no_secret_leaves_the_vault(
     for where, text in haystacks.items():
         leaked = [s for s in secrets if s in text]
         assert not leaked, f"{where} contains {len(leaked)} secret(s)"
+
+
+async def _topic_text(settings, topic: str) -> str:
+    """Every record now in ``topic`` (keys, values and headers), as one text to search."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    parts: list[str] = []
+    try:
+        async with asyncio.timeout(10):
+            while not consumer.assignment():
+                await asyncio.sleep(0.05)
+        partitions = list(consumer.assignment())
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        async with asyncio.timeout(30):
+            while any([await consumer.position(tp) < ends[tp] for tp in partitions]):
+                batch = await consumer.getmany(timeout_ms=500)
+                for records in batch.values():
+                    for record in records:
+                        parts.append(repr(record.key))
+                        parts.append((record.value or b"").decode("utf-8", "replace"))
+                        parts.extend(f"{k}={v!r}" for k, v in record.headers)
+    finally:
+        await consumer.stop()
+    return "\n".join(parts)

@@ -67,9 +67,17 @@ VALID: dict[C, dict[str, Any]] = {
         "bucketName": "station-7-reports",
         "endpointUrl": "http://127.0.0.1:9000",
     },
-    C.HttpBearer: {"token": "bearer-secret"},
-    C.HttpBasic: {"username": "api", "password": "basic-secret"},
-    C.HttpApiKey: {"headerName": "X-Token", "apiKey": "apikey-secret"},
+    C.HttpBearer: {"token": "bearer-secret", "allowedOrigins": ["https://api.example.org"]},
+    C.HttpBasic: {
+        "username": "api",
+        "password": "basic-secret",
+        "allowedOrigins": ["https://api.example.org"],
+    },
+    C.HttpApiKey: {
+        "headerName": "X-Token",
+        "apiKey": "apikey-secret",
+        "allowedOrigins": ["https://api.example.org"],
+    },
     C.MicrosoftTeams: {"webhookUrl": TEAMS_URL},
     C.Slack: {"webhookUrl": SLACK_URL, "botToken": "xoxb-slack-bot-secret"},
     C.Discord: {"webhookUrl": DISCORD_URL},
@@ -100,9 +108,9 @@ REQUIRED: dict[C, list[str]] = {
     C.Ftp: ["host", "username", "password"],
     C.Sftp: ["host", "username", "privateKey"],
     C.AwsS3: ["accessKeyId", "secretAccessKey", "bucketName"],
-    C.HttpBearer: ["token"],
-    C.HttpBasic: ["username", "password"],
-    C.HttpApiKey: ["apiKey"],
+    C.HttpBearer: ["token", "allowedOrigins"],
+    C.HttpBasic: ["username", "password", "allowedOrigins"],
+    C.HttpApiKey: ["apiKey", "allowedOrigins"],
     C.MicrosoftTeams: ["webhookUrl"],
     C.Slack: [],
     C.Discord: ["webhookUrl"],
@@ -170,7 +178,12 @@ def test_defaults_are_filled_and_none_dropped() -> None:
     assert (ftp["port"], ftp["passive"], ftp["tls"]) == (21, True, "none")
     assert validate_credential_data(C.Sftp, {**VALID[C.Sftp]})["port"] == 22
     assert validate_credential_data(C.AwsS3, VALID[C.AwsS3])["region"] == "us-east-1"
-    assert validate_credential_data(C.HttpApiKey, {"apiKey": "k"})["headerName"] == "X-Api-Key"
+    assert (
+        validate_credential_data(
+            C.HttpApiKey, {"apiKey": "k", "allowedOrigins": ["https://api.example.org"]}
+        )["headerName"]
+        == "X-Api-Key"
+    )
 
 
 def test_keys_are_case_insensitive_and_strings_stripped() -> None:
@@ -401,7 +414,12 @@ def test_twilio_from_number_or_messaging_service() -> None:
 
 
 def test_bearer_prefix_is_not_doubled() -> None:
-    assert validate_credential_data(C.HttpBearer, {"token": "Bearer abc.def"}) == {"token": "abc.def"}
+    assert (
+        validate_credential_data(
+            C.HttpBearer, {"token": "Bearer abc.def", "allowedOrigins": ["https://api.example.org"]}
+        )["token"]
+        == "abc.def"
+    )
 
 
 # --- secrets: split, mask, merge ---------------------------------------------------------------------
@@ -444,10 +462,10 @@ def test_sending_back_the_masked_view_changes_nothing(ctype: C) -> None:
 
 def test_merge_keeps_omitted_and_masked_secrets_and_replaces_the_rest() -> None:
     stored = validate_credential_data(C.Smtp, VALID[C.Smtp])
-    update = {k: v for k, v in stored.items() if k != "password"} | {"host": "mail2.example.org"}
+    update = {k: v for k, v in stored.items() if k != "password"} | {"fromName": "Station 9"}
     merged = merge_update(C.Smtp, stored, update)
     assert merged["password"] == "smtp-secret"
-    assert merged["host"] == "mail2.example.org"
+    assert merged["fromName"] == "Station 9"
 
     merged = merge_update(C.Smtp, stored, {**stored, "password": MASK})
     assert merged["password"] == "smtp-secret"
@@ -459,14 +477,22 @@ def test_merge_keeps_omitted_and_masked_secrets_and_replaces_the_rest() -> None:
 def test_merge_replaces_public_fields_as_sent() -> None:
     stored = validate_credential_data(C.Smtp, VALID[C.Smtp])
     merged = merge_update(
-        C.Smtp, stored, {"host": "h.example.org", "fromAddress": "b@example.org", "username": "m"}
+        C.Smtp,
+        stored,
+        {
+            "host": "smtp.example.org",
+            "port": 465,
+            "security": "tls",
+            "fromAddress": "b@example.org",
+            "username": "m",
+        },
     )
     assert merged == {
-        "host": "h.example.org",
-        "port": 587,
+        "host": "smtp.example.org",
+        "port": 465,
         "username": "m",
         "password": "smtp-secret",
-        "security": "starttls",
+        "security": "tls",
         "fromAddress": "b@example.org",
     }
 
@@ -508,10 +534,70 @@ def test_merge_rejects_unknown_keys_and_accepts_any_casing() -> None:
     stored = validate_credential_data(C.HttpBasic, VALID[C.HttpBasic])
     with pytest.raises(CredentialValidationError):
         merge_update(C.HttpBasic, stored, {"username": "api", "nope": 1})
-    assert merge_update(C.HttpBasic, stored, {"USERNAME": "api2", "Password": MASK}) == {
+    update = {"USERNAME": "api2", "Password": MASK, "allowedorigins": ["https://api.example.org"]}
+    assert merge_update(C.HttpBasic, stored, update) == {
         "username": "api2",
         "password": "basic-secret",
+        "allowedOrigins": ["https://api.example.org"],
     }
+
+
+@pytest.mark.parametrize(
+    ("ctype", "change", "secrets"),
+    [
+        (C.Smtp, {"host": "evil.example"}, ["password"]),
+        (C.Smtp, {"port": 2525}, ["password"]),
+        (C.Smtp, {"security": "none"}, ["password"]),
+        (C.Ftp, {"host": "evil.example"}, ["password"]),
+        (C.Sftp, {"host": "evil.example"}, ["privateKey", "privateKeyPassphrase"]),
+        (C.Sftp, {"hostKey": None}, ["privateKey", "privateKeyPassphrase"]),
+        (C.AwsS3, {"endpointUrl": "https://evil.example"}, ["secretAccessKey"]),
+        (C.AzureBlobStorage, {"accountUrl": "https://evil.example/acct"}, ["accountKey"]),
+        (C.AzureBlobStorage, {"accountName": "evilaccount"}, ["accountKey"]),
+        (C.HttpBearer, {"allowedOrigins": ["https://evil.example"]}, ["token"]),
+        (C.HttpBasic, {"allowedOrigins": ["https://api.example.org", "https://evil.example"]}, ["password"]),
+        (C.HttpApiKey, {"allowedOrigins": "https://evil.example"}, ["apiKey"]),
+    ],
+)
+def test_re_pointing_a_credential_requires_its_secrets_again(
+    ctype: C, change: dict[str, Any], secrets: list[str]
+) -> None:
+    stored = validate_credential_data(ctype, VALID[ctype])
+    for update in ({**stored, **change}, {**stored, **change, **dict.fromkeys(secrets, MASK)}):
+        with pytest.raises(CredentialValidationError) as info:
+            merge_update(ctype, stored, {k: v for k, v in update.items() if k not in secrets or v == MASK})
+        fields = dict(info.value.fields)
+        for name in secrets:
+            assert "sent again" in fields[f"Data.{name}"], fields
+    # Sending the secrets again is accepted, and so is an update that moves nothing.
+    fresh = {name: VALID[ctype][name] for name in secrets}  # sent again (the same values will do)
+    renewed = merge_update(ctype, stored, {**stored, **change, **fresh})
+    assert all(renewed.get(name) for name in secrets)
+    assert merge_update(ctype, stored, {**stored, **dict.fromkeys(secrets, MASK)}) == stored
+
+
+def test_a_credential_stored_without_origins_is_bound_only_with_its_secret_again() -> None:
+    legacy = {"token": "old-secret"}  # stored before HTTP credentials had allowedOrigins
+    with pytest.raises(CredentialValidationError) as info:
+        merge_update(C.HttpBearer, legacy, {"token": MASK, "allowedOrigins": ["https://api.example.org"]})
+    assert "sent again" in dict(info.value.fields)["Data.token"]
+    with pytest.raises(CredentialValidationError) as info:
+        merge_update(C.HttpBearer, legacy, {"token": MASK})
+    assert dict(info.value.fields)["Data.allowedOrigins"] == "is required"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "http://api.example.org",
+        "https://api.example.org/path",
+        "https://u:p@api.example.org",
+        "api.example.org",
+        [],
+    ],
+)
+def test_allowed_origins_must_be_https_origins(value: object) -> None:
+    assert "Data.allowedOrigins" in " ".join(errors_of(C.HttpBearer, {"token": "t", "allowedOrigins": value}))
 
 
 def test_data_must_be_an_object_and_type_known() -> None:

@@ -7,13 +7,13 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from services.api.deps import DepartmentAdminDep, StateDep
 from services.api.errors import BadRequest, ServiceUnavailable
 from services.api.schemas import InputSchema, error_responses
 from shared.enums import EventType
-from shared.messages import EventEnvelope, new_event_id
+from shared.messages import MAX_PAYLOAD_DEPTH, EventEnvelope, json_depth, new_event_id
 from shared.tracing import kafka_headers, tracer
 
 router = APIRouter(prefix="/api/v4/workflows", tags=["Events"])
@@ -26,7 +26,16 @@ class EventInput(InputSchema):
     DepartmentId: int | None = Field(default=None, description="Defaults to the token's department")
     EventType: int | str = Field(description='Event type value (0-27) or name, e.g. 3 or "UnitStatusChanged"')
     OccurredOn: datetime | None = None
-    Payload: dict[str, Any] = Field(default_factory=dict)
+    Payload: dict[str, Any] = Field(
+        default_factory=dict, description=f"Any JSON object, nested at most {MAX_PAYLOAD_DEPTH} levels deep"
+    )
+
+    @field_validator("Payload")
+    @classmethod
+    def _shallow_enough(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if json_depth(value) > MAX_PAYLOAD_DEPTH:
+            raise ValueError(f"is nested more than {MAX_PAYLOAD_DEPTH} levels deep")
+        return value
 
 
 class EventAccepted(BaseModel):

@@ -4,7 +4,8 @@
   ``accountName`` + ``sasToken``. ``accountUrl`` replaces the public endpoint
   ``https://<account>.blob.core.windows.net`` (Azurite, sovereign clouds, private endpoints).
 * The endpoint host is resolved and checked by the egress guard before any request, and the SDK's
-  aiohttp session resolves through the guard too, so it connects only to checked addresses.
+  aiohttp session connects through the guard too (IP literals included), so it reaches only
+  checked addresses. Redirects are not followed and environment proxies are ignored.
   TLS verification honours ``SSL_CERT_FILE``.
 * The container is created when missing; an existing blob is overwritten.
 * The result names the blob URL without its query string, so a SAS token never reaches the log.
@@ -39,8 +40,8 @@ from services.executor.actions.base import (
     transient,
 )
 from services.executor.actions.filenames import byte_count, encode_content, safe_object_key, secret_value
+from services.executor.actions.guarded_aiohttp import GuardedConnector
 from services.executor.actions.results import blocked_error, find_cause, redact, required_text, text_value
-from services.executor.actions.s3 import EgressResolver
 from shared.egress import EgressBlocked
 
 WHAT = "Azure Blob Storage credential"
@@ -51,6 +52,8 @@ def _service_client(credential: Any, transport: AioHttpTransport, timeout: float
     options: dict[str, Any] = {
         "transport": transport,
         "retry_total": 0,  # the engine retries with backoff; the SDK waits 15 s before its first retry
+        "permit_redirects": False,  # Blob storage never redirects; a redirect could point anywhere
+        "proxies": {},
     }
     connection_string = secret_value(credential, "connectionString", what=WHAT)
     if connection_string:
@@ -99,8 +102,8 @@ async def upload_azure_blob(ctx: ActionContext, deps: ActionDeps) -> ActionResul
     secrets = [str(credential.get(k) or "") for k in _SECRET_KEYS]
     timeout = deps.settings.upload_timeout_s
 
-    connector = aiohttp.TCPConnector(resolver=EgressResolver(deps.egress))
-    session = aiohttp.ClientSession(connector=connector)
+    # trust_env=False: HTTP(S)_PROXY would send the request to an address the guard never checked.
+    session = aiohttp.ClientSession(connector=GuardedConnector(deps.egress), trust_env=False)
     transport = AioHttpTransport(
         session=session,
         session_owner=False,
@@ -108,6 +111,7 @@ async def upload_azure_blob(ctx: ActionContext, deps: ActionDeps) -> ActionResul
         read_timeout=timeout,
         # The transport owns TLS settings; a bundle path makes it build a hostname-checking context.
         connection_verify=os.environ.get("SSL_CERT_FILE") or True,
+        use_env_settings=False,
     )
     blob_url = f"{container}/{blob_name}"
     try:

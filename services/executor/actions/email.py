@@ -81,6 +81,14 @@ _STYLE_PROPERTIES = {
     "border-width",
     "display",
 }
+# nh3 checks style property names only and keeps their values verbatim: `width: expression(...)`
+# (old IE), `url(...)`, CSS escapes and comments would survive. A value may hold words, numbers,
+# units, colours, quotes, commas and the colour functions with numeric arguments; anything else
+# (another function, "\", "/*", "@", "<", ";" smuggled in) drops the declaration.
+_SAFE_STYLE_VALUE = re.compile(
+    r"(?:[a-z0-9#%.+\- ,'\"]|(?:rgba?|hsla?)\([0-9 .,%/]*\))*",
+    re.ASCII,
+)
 _ALLOWED_ATTRIBUTES: dict[str, set[str]] = {
     **{tag: set(attrs) for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items()},
     "*": {"style", "align", "title", "dir", "lang"},
@@ -241,7 +249,20 @@ def sanitize_html(content: str) -> str:
         filter_style_properties=_STYLE_PROPERTIES,
         link_rel="noopener noreferrer",
         clean_content_tags=_DROPPED_WITH_CONTENT,
+        attribute_filter=_safe_style,
     )
+
+
+def _safe_style(_tag: str, attribute: str, value: str) -> str | None:
+    """Keep only the declarations of a style attribute whose values pass _SAFE_STYLE_VALUE."""
+    if attribute != "style":
+        return value
+    kept = []
+    for declaration in value.split(";"):
+        name, colon, rest = declaration.partition(":")
+        if colon and _SAFE_STYLE_VALUE.fullmatch(rest.strip().lower()):
+            kept.append(f"{name.strip()}:{rest.strip()}")
+    return ";".join(kept) or None
 
 
 class _TextExtractor(HTMLParser):

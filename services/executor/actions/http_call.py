@@ -21,6 +21,7 @@ from services.executor.actions.results import (
     status_error,
     text_value,
 )
+from shared.credential_types import url_origin
 from shared.enums import ActionType
 
 _METHODS: Mapping[ActionType, str] = {
@@ -41,6 +42,7 @@ async def call_api(ctx: ActionContext, deps: ActionDeps) -> ActionResult:
     if method is None:
         raise permanent(f"call_api cannot perform action type {ctx.action_type!r}")
     url = _https_url(required_text(ctx.config, "url", what=_CONFIG))
+    _check_origin(ctx.credential, url)
     timeout = number_value(
         ctx.config,
         "timeoutSeconds",
@@ -63,7 +65,9 @@ async def call_api(ctx: ActionContext, deps: ActionDeps) -> ActionResult:
     # Our key wins so a retried step is always recognisable to the receiver, whatever the config says.
     headers = _without(headers, "idempotency-key")
     headers["Idempotency-Key"] = ctx.idempotency_key
-    headers.update(_auth_headers(ctx.credential))
+    # What the step and its credential add is for this URL's origin only: a redirect elsewhere drops it.
+    private = [*headers, *(auth := _auth_headers(ctx.credential))]
+    headers.update(auth)
 
     secrets = secret_values(ctx.credential, _SECRET_KEYS)
     try:
@@ -75,6 +79,9 @@ async def call_api(ctx: ActionContext, deps: ActionDeps) -> ActionResult:
             timeout=timeout,
             follow_redirects=True,
             headers=headers,
+            private_headers=[
+                name for name in private if name.lower() not in ("content-type", "idempotency-key")
+            ],
             content=content,
         )
     except ActionError as exc:
@@ -103,6 +110,20 @@ def _https_url(raw: str) -> httpx.URL:
     if not url.host:
         raise permanent("HTTP action config 'url' has no host")
     return url
+
+
+def _check_origin(credential: Mapping[str, Any] | None, url: httpx.URL) -> None:
+    """An HTTP credential goes only to the origins set on it; a credential stored before origins
+    existed has none and is not bound (the API asks for them before a step can use it again)."""
+    allowed = (credential or {}).get("allowedOrigins")
+    if not allowed:
+        return
+    origin = url_origin(str(url))
+    if origin not in allowed:
+        raise permanent(
+            f"The step's URL origin {origin} is not one the HTTP credential allows "
+            f"({', '.join(allowed)}); nothing was sent"
+        )
 
 
 def _auth_headers(credential: Mapping[str, Any] | None) -> dict[str, str]:

@@ -25,6 +25,7 @@ SNIPPET_CHARS = 4000
 MASK = "••••••"
 # Enough for a 4000-character snippet of any UTF-8 text, without buffering arbitrarily large bodies.
 MAX_BODY_BYTES = 64 * 1024
+MAX_REDIRECTS = 5
 _TRANSIENT_STATUSES = frozenset({408, 425, 429})
 
 
@@ -269,19 +270,35 @@ async def http_request(
     data: Mapping[str, str] | None = None,
     json: Any = None,
     auth: httpx.Auth | tuple[str, str] | None = None,
+    private_headers: Iterable[str] = (),
 ) -> HttpReply:
     """Send one request; egress refusals and TLS verification failures are permanent, timeouts and
-    connection failures transient. ``what`` names the peer in messages ("Slack webhook")."""
+    connection failures transient. ``what`` names the peer in messages ("Slack webhook").
+
+    Redirects (when followed, at most MAX_REDIRECTS) that leave the request's origin drop the
+    ``private_headers`` (credential and user-set headers): httpx itself strips only Authorization.
+    """
+    private = {name.lower() for name in private_headers} | {"authorization", "cookie"}
     try:
-        async with egress.http_client(
-            timeout=timeout, require_https=True, follow_redirects=follow_redirects
-        ) as client:
+        async with egress.http_client(timeout=timeout, require_https=True, follow_redirects=False) as client:
             request = client.build_request(
                 method, url, headers=headers, content=content, data=data, json=json
             )
-            response = await client.send(
-                request, auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT, stream=True
-            )
+            for hop in range(MAX_REDIRECTS + 1):
+                response = await client.send(
+                    request, auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT, stream=True
+                )
+                following = response.next_request if follow_redirects else None
+                if following is None:
+                    break
+                await response.aclose()
+                if hop == MAX_REDIRECTS:
+                    raise httpx.TooManyRedirects("Exceeded maximum allowed redirects", request=request)
+                if _origin(following.url) != _origin(request.url):
+                    for name in private:
+                        following.headers.pop(name, None)
+                    auth = None  # an auth flow would add its header again at the new origin
+                request = following
             try:
                 body = bytearray()
                 async for chunk in response.aiter_bytes():
@@ -307,6 +324,10 @@ async def http_request(
         if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
             raise permanent(f"{what}: invalid URL ({exc})") from None
         raise transient(f"{what}: connection failed ({type(exc).__name__}: {exc})") from None
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    return (url.scheme, url.host, url.port)
 
 
 def json_object(text: str) -> dict[str, Any]:

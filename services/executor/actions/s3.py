@@ -4,8 +4,9 @@
   store (MinIO, Ceph, a regional edge). Its host is resolved and checked by the egress guard
   before the client is built, so a refused endpoint fails before any request.
 * Every connection the client makes, to AWS or to the custom endpoint, is pinned to an address
-  the egress guard checked: aiobotocore's aiohttp connector gets a resolver that asks the guard
-  (``resolve``) instead of DNS, so there is no second, unchecked lookup. TLS is verified against
+  the egress guard checked: aiobotocore's aiohttp connector asks the guard (``resolve``) for every
+  host, IP literals included, instead of DNS, so there is no second, unchecked lookup. Redirects
+  are not followed and proxies are never used (not even ``HTTP(S)_PROXY``). TLS is verified against
   the host name with ``SSL_CERT_FILE`` when it is set (the operator's trust store), else certifi.
 * ``endpointUrl`` may be ``http://`` for on-premises stores; requests are still SigV4-signed, so
   the secret key never travels, but the content does in clear text: that is the user's choice.
@@ -15,16 +16,16 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
-import socket
 import ssl
 from typing import Any
 from urllib.parse import urlsplit
 
 import aioboto3
+import aiohttp
 from aiobotocore.config import AioConfig
 from aiobotocore.httpsession import AIOHTTPSession
-from aiohttp.abc import AbstractResolver, ResolveResult
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -36,6 +37,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
     SSLError,
 )
+from botocore.httpsession import get_cert_path
+from botocore.utils import S3RegionRedirectorv2
 
 from services.executor.actions.base import (
     ActionContext,
@@ -46,6 +49,7 @@ from services.executor.actions.base import (
     transient,
 )
 from services.executor.actions.filenames import byte_count, encode_content, safe_object_key, secret_value
+from services.executor.actions.guarded_aiohttp import GuardedConnector, NoRedirectSession
 from services.executor.actions.results import blocked_error, find_cause, required_text, text_value
 from shared.egress import EgressBlocked, EgressGuard
 
@@ -85,38 +89,35 @@ _TRANSIENT_CODES = frozenset(
 )
 
 
-class EgressResolver(AbstractResolver):
-    """aiohttp resolver that answers with the egress guard's checked address instead of DNS."""
+class _GuardedSession(AIOHTTPSession):  # type: ignore[misc]  # aiobotocore is untyped
+    """aiobotocore's aiohttp session, made safe for user-chosen endpoints.
 
-    def __init__(self, egress: EgressGuard) -> None:
+    * Every connection, IP literals included, goes through the egress guard (``GuardedConnector``).
+    * Redirects are not followed: botocore gets the 3xx as an error response.
+    * A context that checks the certificate's host name: aiobotocore starts from urllib3's context,
+      which leaves ``check_hostname`` off because urllib3 matches names itself; aiohttp does not,
+      so any certificate from a trusted CA would pass.
+    """
+
+    def __init__(self, *args: Any, egress: EgressGuard, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self._egress = egress
 
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        ip, checked_port = await self._egress.resolve(host, port or 443)
-        address_family = socket.AF_INET6 if ":" in ip else socket.AF_INET
-        return [
-            ResolveResult(
-                hostname=host,
-                host=ip,
-                port=checked_port,
-                family=address_family,
-                proto=0,
-                flags=socket.AI_NUMERICHOST,
-            )
-        ]
+    def _create_connector(self, proxy_url: str | None) -> aiohttp.TCPConnector:
+        if proxy_url:  # proxies={} on the config: never reached
+            raise RuntimeError("S3 uploads do not use proxies")
+        context: ssl.SSLContext | bool = False
+        if self._verify:  # as aiobotocore does: the default context plus botocore's bundle
+            context = self._get_ssl_context()
+            bundle = get_cert_path(self._verify)
+            if bundle:
+                context.load_verify_locations(bundle)
+        return GuardedConnector(
+            self._egress, limit=self._max_pool_connections, ssl=context, **self._connector_args
+        )
 
-    async def close(self) -> None:
-        return None
-
-
-class _HostnameCheckingSession(AIOHTTPSession):  # type: ignore[misc]  # aiobotocore is untyped
-    """aiobotocore's aiohttp session with a context that checks the certificate's host name.
-
-    aiobotocore starts from urllib3's context, which leaves ``check_hostname`` off because urllib3
-    matches names itself; aiohttp does not, so any certificate from a trusted CA would pass.
-    """
+    async def _get_session(self, proxy_url: str | None) -> NoRedirectSession:
+        return NoRedirectSession(await super()._get_session(proxy_url))
 
     def _get_ssl_context(self) -> ssl.SSLContext:
         # A fresh context each time: botocore loads its CA bundle into it.
@@ -138,6 +139,15 @@ def _endpoint(credential: Any) -> tuple[str | None, str | None, int]:
     except ValueError:
         raise permanent(f"{WHAT} has an invalid 'endpointUrl' port: {url[:80]!r}") from None
     return url, parts.hostname, port
+
+
+def _drop_region_redirects(client: Any) -> None:
+    """A custom store has no regions to be redirected between, and a hostile one answering 301 to
+    every request sends botocore's region redirector into a loop of HEAD requests."""
+    emitter = client.meta.events
+    for handler in list(emitter._emitter._handlers.prefix_search("needs-retry.s3")):
+        if isinstance(getattr(handler, "__self__", None), S3RegionRedirectorv2):
+            emitter.unregister("needs-retry.s3", handler)
 
 
 def _verify() -> str | bool:
@@ -189,8 +199,8 @@ async def upload_s3(ctx: ActionContext, deps: ActionDeps) -> ActionResult:
         retries={"total_max_attempts": 2, "mode": "standard"},
         # Custom stores rarely have wildcard DNS/certificates for virtual-hosted buckets.
         s3={"addressing_style": "path"} if endpoint_url else None,
-        connector_args={"resolver": EgressResolver(deps.egress)},
-        http_session_cls=_HostnameCheckingSession,
+        proxies={},  # not None: botocore would read HTTP(S)_PROXY, an address the guard never sees
+        http_session_cls=functools.partial(_GuardedSession, egress=deps.egress),
     )
     session = aioboto3.Session(
         aws_access_key_id=access_key,
@@ -201,6 +211,8 @@ async def upload_s3(ctx: ActionContext, deps: ActionDeps) -> ActionResult:
     try:
         async with asyncio.timeout(timeout):
             async with session.client("s3", endpoint_url=endpoint_url, config=config, verify=_verify()) as s3:
+                if endpoint_url:
+                    _drop_region_redirects(s3)
                 await s3.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type, **extra)
     except BaseException as exc:
         error = _classify(exc, location=location, secrets=[secret_key or "", session_token or ""])
