@@ -7,6 +7,7 @@ Used when WF_KAFKA_BOOTSTRAP is unset (development, tests, benchmarks). See shar
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import secrets
 import shutil
@@ -46,7 +47,9 @@ def ensure_jars(cache_root: Path) -> Path:
     """Fetch the broker jars once into ``cache_root`` (git-ignored); later runs need no Maven."""
     libs = cache_root.resolve() / KAFKA_VERSION / "libs"
     stamp = libs / ".complete"
-    if stamp.exists():
+    # The stamp names the POM's content: a jar added to the POM is fetched on the next start.
+    wanted = hashlib.sha256(POM.read_bytes()).hexdigest()
+    if stamp.exists() and stamp.read_text() == wanted:
         return libs
     if libs.exists():
         shutil.rmtree(libs)
@@ -71,7 +74,7 @@ def ensure_jars(cache_root: Path) -> Path:
         ],
         check=True,
     )
-    stamp.write_text(KAFKA_VERSION)
+    stamp.write_text(wanted)
     return libs
 
 

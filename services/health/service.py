@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import Counter
 from pydantic import ValidationError
@@ -19,8 +19,10 @@ from shared.config import Settings
 from shared.db.engine import create_engine, database_ready
 from shared.enums import FINAL_RUN_STATUSES
 from shared.kafka.batches import BatchLoop
-from shared.kafka.clients import create_consumer
+from shared.kafka.clients import create_consumer, create_producer
+from shared.kafka.dead_letter import DeadLetter, send_dead_letters, undecodable_letter
 from shared.kafka.topics import ensure_topics
+from shared.kafka.undecodable import UndecodableRecord
 from shared.logging import get_logger
 from shared.messages import RunOutcome
 from shared.sidecar import SideServer
@@ -31,13 +33,24 @@ RETENTION_LOCK = 0x77665F72  # "wf_r": one retention job at a time across replic
 OUTCOMES = Counter("wf_health_outcomes_total", "Run outcomes consumed", ["result"])
 
 
-def parse_outcomes(records: Sequence[ConsumerRecord[bytes, bytes]]) -> list[Outcome]:
+def parse_outcomes(
+    records: Sequence[ConsumerRecord[bytes, bytes]], dead: list[DeadLetter] | None = None
+) -> list[Outcome]:
+    """The final outcomes among ``records``; the unreadable and invalid ones are added to ``dead``."""
     outcomes = []
     for record in records:
+        if isinstance(record, UndecodableRecord):
+            OUTCOMES.labels("invalid").inc()
+            if dead is not None:
+                dead.append(undecodable_letter(record))
+            continue
         try:
             msg = RunOutcome.model_validate_json(record.value or b"")
-        except ValidationError:
+        except ValidationError as exc:
             OUTCOMES.labels("invalid").inc()
+            if dead is not None:
+                reason = f"not a run outcome: {exc.error_count()} errors, first: {exc.errors()[0]['msg']}"
+                dead.append(DeadLetter(record, reason[:300], "invalid_outcome"))
             continue
         if msg.IsTest or msg.Status not in FINAL_RUN_STATUSES:
             OUTCOMES.labels("ignored").inc()
@@ -62,6 +75,7 @@ class HealthService:
         self.side_port = settings.health_port if side_port is None else side_port
         self.engine: AsyncEngine | None = None
         self.consumer: AIOKafkaConsumer | None = None
+        self.producer: AIOKafkaProducer | None = None  # for dead letters only
         self.loop: BatchLoop | None = None
         self.side: SideServer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -72,6 +86,8 @@ class HealthService:
         self.engine = create_engine(self.settings, pool_size=4)
         if self.settings.kafka_create_topics:
             await ensure_topics(self.settings)
+        self.producer = create_producer(self.settings)
+        await self.producer.start()
         self.consumer = create_consumer(
             self.settings,
             self.settings.topic_results,
@@ -118,7 +134,10 @@ class HealthService:
 
     async def handle(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         assert self.engine is not None
-        outcomes = parse_outcomes(records)
+        dead: list[DeadLetter] = []
+        outcomes = parse_outcomes(records, dead)
+        if dead and self.producer is not None:
+            await send_dead_letters(self.producer, self.settings.topic_dlq, dead)
         async with self.engine.begin() as conn:
             counted = await apply_outcomes(conn, outcomes)
         OUTCOMES.labels("counted").inc(counted)
@@ -138,6 +157,8 @@ class HealthService:
             self._task.cancel()
         if self.consumer is not None:
             await self.consumer.stop()
+        if self.producer is not None:
+            await self.producer.stop()
         if self.side is not None:
             await self.side.stop()
         if self.engine is not None:

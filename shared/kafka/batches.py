@@ -7,6 +7,10 @@ flight; ``depth=1`` is strictly one batch at a time). A batch's offsets are comm
 ``handle`` and its rest both succeeded and every earlier batch was committed, so a committed offset
 never covers work that is not done.
 
+A fetch that fails (broker unreachable, authorization withdrawn) is retried after a pause, the loop
+unhealthy meanwhile; a batch that cannot be decoded arrives as records to dead-letter
+(``shared.kafka.undecodable``), so no record's content stops the loop.
+
 If any of it fails (database down, broker hiccup), nothing from that batch on is committed: the
 batches in flight are let finish, the consumer is rewound to the first offset not committed and
 reading resumes after a pause. Nothing is skipped; re-read events are harmless because the work is
@@ -90,6 +94,7 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         self._epoch = 0
         self._failed = False  # a batch in flight failed: nothing after it may be committed
         self._rewind_to: dict[TopicPartition, int] = {}
+        self._fetch_failing = False
 
     def stop(self) -> None:
         self._stopping.set()
@@ -105,9 +110,16 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]
                     continue
                 epoch = self._epoch
                 began = time.monotonic()
-                batch = await self.consumer.getmany(
-                    timeout_ms=self.poll_timeout_ms, max_records=self.max_records
-                )
+                try:
+                    batch = await self.consumer.getmany(
+                        timeout_ms=self.poll_timeout_ms, max_records=self.max_records
+                    )
+                except Exception as exc:
+                    await self._fetch_failed(exc)
+                    continue
+                if self._fetch_failing:
+                    self._fetch_failing = False
+                    self.healthy = True
                 records = [record for partition in batch.values() for record in partition]
                 if not records:
                     await self._commit_done(force=False)
@@ -153,6 +165,15 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]
                 self._note_rewind(entry.first, entry.epoch)
         finally:
             self._in_flight.remove(entry)
+
+    async def _fetch_failed(self, exc: Exception) -> None:
+        """The fetch itself failed (broker unreachable, authorization...): unhealthy, then try again.
+        A record's content never gets here (an unreadable batch is a record: shared/kafka/undecodable.py)."""
+        if not self._fetch_failing:
+            log.error("fetch.failed", error=f"{type(exc).__name__}: {exc}"[:500])
+        self._fetch_failing = True
+        self.healthy = False
+        await asyncio.sleep(self.retry_pause_s)
 
     def _fail(self, exc: Exception, size: int, first: dict[TopicPartition, int], epoch: int) -> None:
         self.healthy = False
