@@ -56,7 +56,6 @@ class Settings(BaseSettings):
     kafka_ssl_cert_file: str | None = None  # client certificate (mutual TLS), PEM
     kafka_ssl_key_file: str | None = None  # its private key, PEM
     kafka_ssl_key_password: SecretStr | None = None
-    kafka_ssl_check_hostname: bool = True
     # Codec of everything the services produce (consumers read every codec whatever this is);
     # lz4 from the measurement in bench/README.md.
     kafka_compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "lz4"

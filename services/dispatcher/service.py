@@ -18,6 +18,7 @@ from shared.config import Settings
 from shared.db.engine import create_engine, database_ready
 from shared.kafka.batches import BatchLoop
 from shared.kafka.clients import create_consumer, create_producer, kafka_reachable
+from shared.kafka.connection import KafkaStatus, wait_for_kafka
 from shared.kafka.lag import consumer_lag
 from shared.kafka.topics import ensure_topics
 from shared.logging import get_logger
@@ -43,11 +44,16 @@ class DispatcherService:
         self._tasks: list[asyncio.Task[None]] = []
         self._scheduler_beat = time.monotonic()
         self._index_beat = time.monotonic()
+        self.kafka_status = KafkaStatus()
 
     async def start(self) -> None:
         settings = self.settings
         settings.require_infrastructure()
         self.engine = create_engine(settings, pre_ping=False)
+        # /healthz answers while the cluster cannot be used yet, naming why (TLS, login, unreachable).
+        self.side = SideServer(self.health, settings.metrics_host, self.side_port)
+        await self.side.start()
+        await wait_for_kafka(settings, self.kafka_status)
         if settings.kafka_create_topics:
             await ensure_topics(settings)
         self.producer = create_producer(settings)
@@ -75,8 +81,6 @@ class DispatcherService:
         )
         self.consumer.subscribe([settings.topic_events], listener=self.loop)
         await self.consumer.start()
-        self.side = SideServer(self.health, settings.metrics_host, self.side_port)
-        await self.side.start()
         scheduler = Scheduler(self.engine, self.producer, settings)
         self._tasks = [
             asyncio.create_task(self.loop.run(), name="events"),
@@ -114,9 +118,13 @@ class DispatcherService:
     async def health(self) -> dict[str, bool]:
         assert self.engine is not None
         now = time.monotonic()
+        kafka = self.producer is not None and await kafka_reachable(self.producer)
+        if not kafka and self.producer is not None:
+            await self.kafka_status.refresh(self.settings)
         return {
             "database": await database_ready(self.engine),
-            "kafka": self.producer is not None and await kafka_reachable(self.producer),
+            "kafka": kafka,
+            **self.kafka_status.checks(),
             "consumer_loop": self.loop is not None and now - self.loop.heartbeat < 30 and self.loop.healthy,
             "scheduler": now - self._scheduler_beat < 30,
             "matching_index": now - self._index_beat < 30,

@@ -24,6 +24,7 @@ from shared.db.engine import StatementPool, create_engine, create_statement_pool
 from shared.egress import EgressGuard
 from shared.kafka.clients import create_consumer, create_producer, kafka_reachable
 from shared.kafka.concurrent import ConcurrentLoop
+from shared.kafka.connection import KafkaStatus, wait_for_kafka
 from shared.kafka.dead_letter import DeadLetter, send_dead_letters, undecodable_letter
 from shared.kafka.lag import consumer_lag
 from shared.kafka.topics import ensure_topics
@@ -65,6 +66,7 @@ class ExecutorService:
         self.side: SideServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._db_ok = True
+        self.kafka_status = KafkaStatus()
 
     async def start(self) -> None:
         settings = self.settings
@@ -72,6 +74,10 @@ class ExecutorService:
         self.engine = create_engine(settings, pre_ping=False)  # the send quotas' transactions
         self.statements = create_statement_pool(settings, name="executor")
         await self.statements.open()
+        # /healthz answers while the cluster cannot be used yet, naming why (TLS, login, unreachable).
+        self.side = SideServer(self.health, settings.metrics_host, self.side_port)
+        await self.side.start()
+        await wait_for_kafka(settings, self.kafka_status)
         if settings.kafka_create_topics:
             await ensure_topics(settings)
         # It only produces run outcomes (for the health figures): a longer linger batches them into
@@ -96,8 +102,6 @@ class ExecutorService:
         )
         self.consumer.subscribe([settings.topic_runs], listener=self.loop)
         await self.consumer.start()
-        self.side = SideServer(self.health, settings.metrics_host, self.side_port)
-        await self.side.start()
         self._tasks = [
             asyncio.create_task(self.loop.run(), name="runs"),
             asyncio.create_task(self._heartbeat(), name="leases"),
@@ -189,9 +193,13 @@ class ExecutorService:
 
     async def health(self) -> dict[str, bool]:
         assert self.engine is not None
+        kafka = self.producer is not None and await kafka_reachable(self.producer)
+        if not kafka and self.producer is not None:
+            await self.kafka_status.refresh(self.settings)
         return {
             "database": await database_ready(self.engine),
-            "kafka": self.producer is not None and await kafka_reachable(self.producer),
+            "kafka": kafka,
+            **self.kafka_status.checks(),
             "consumer_loop": self.loop is not None
             and time.monotonic() - self.loop.heartbeat < 30
             and self.loop.fetch_error is None,

@@ -19,7 +19,8 @@ from shared.config import Settings
 from shared.db.engine import create_engine, database_ready
 from shared.enums import FINAL_RUN_STATUSES
 from shared.kafka.batches import BatchLoop
-from shared.kafka.clients import create_consumer, create_producer
+from shared.kafka.clients import create_consumer, create_producer, kafka_reachable
+from shared.kafka.connection import KafkaStatus, wait_for_kafka
 from shared.kafka.dead_letter import DeadLetter, send_dead_letters, undecodable_letter
 from shared.kafka.topics import ensure_topics
 from shared.kafka.undecodable import UndecodableRecord
@@ -80,10 +81,15 @@ class HealthService:
         self.side: SideServer | None = None
         self._task: asyncio.Task[None] | None = None
         self._retention: asyncio.Task[None] | None = None
+        self.kafka_status = KafkaStatus()
 
     async def start(self) -> None:
         self.settings.require_infrastructure()
         self.engine = create_engine(self.settings, pool_size=4)
+        # /healthz answers while the cluster cannot be used yet, naming why (TLS, login, unreachable).
+        self.side = SideServer(self.health, self.settings.metrics_host, self.side_port)
+        await self.side.start()
+        await wait_for_kafka(self.settings, self.kafka_status)
         if self.settings.kafka_create_topics:
             await ensure_topics(self.settings)
         self.producer = create_producer(self.settings)
@@ -97,8 +103,6 @@ class HealthService:
         # Rollups a second behind are fine (the health endpoint reads the current hour's edge from the
         # runs table): gathering outcomes for half a second saves a transaction and a commit per run.
         self.loop = BatchLoop(self.consumer, self.handle, commit_interval_s=1.0, batch_interval_s=0.5)
-        self.side = SideServer(self.health, self.settings.metrics_host, self.side_port)
-        await self.side.start()
         self._task = asyncio.create_task(self.loop.run())
         self._retention = asyncio.create_task(self._retain())
 
@@ -166,8 +170,13 @@ class HealthService:
 
     async def health(self) -> dict[str, bool]:
         assert self.engine is not None
+        kafka = self.producer is not None and await kafka_reachable(self.producer)
+        if not kafka and self.producer is not None:
+            await self.kafka_status.refresh(self.settings)
         return {
             "database": await database_ready(self.engine),
+            "kafka": kafka,
+            **self.kafka_status.checks(),
             "consumer_loop": self.loop is not None
             and time.monotonic() - self.loop.heartbeat < 30
             and self.loop.healthy,

@@ -23,9 +23,6 @@ def kafka_ssl_context(settings: Settings) -> ssl.SSLContext:
         keyfile=settings.kafka_ssl_key_file or None,
         password=key_password.get_secret_value() if key_password is not None else None,
     )
-    # Only for brokers whose certificates name no host the clients use (some self-managed clusters);
-    # the chain is still verified.
-    context.check_hostname = settings.kafka_ssl_check_hostname
     return context
 
 
