@@ -56,9 +56,9 @@ class Settings(BaseSettings):
     kafka_ssl_cert_file: str | None = None  # client certificate (mutual TLS), PEM
     kafka_ssl_key_file: str | None = None  # its private key, PEM
     kafka_ssl_key_password: SecretStr | None = None
-    # Codec of everything the services produce (consumers read every codec whatever this is);
-    # lz4 from the measurement in bench/README.md.
-    kafka_compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "lz4"
+    # Codec of everything the services produce (consumers read every codec whatever this is); zstd:
+    # the fewest bytes and, in full batches, the least CPU (bench/README.md, "Producer compression").
+    kafka_compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "zstd"
 
     api_host: str = "127.0.0.1"
     api_port: int = 8080

@@ -32,10 +32,18 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord
+from prometheus_client import Counter
 
 from shared.logging import get_logger
 
 log = get_logger(__name__)
+
+# Progress stopped by the infrastructure (broker or database unavailable); each is retried.
+CONSUMER_FAILURES = Counter(
+    "wf_kafka_consumer_failures_total",
+    "Fetches and batches that failed on the infrastructure (the loop retries them)",
+    ["topic", "stage"],
+)
 
 Rest = Callable[[], Awaitable[None]]
 BatchHandler = Callable[[Sequence[ConsumerRecord[bytes, bytes]]], Awaitable[Rest | None]]
@@ -166,9 +174,13 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         finally:
             self._in_flight.remove(entry)
 
+    def _topics(self) -> str:
+        return ",".join(sorted(self.consumer.subscription())) or "-"
+
     async def _fetch_failed(self, exc: Exception) -> None:
         """The fetch itself failed (broker unreachable, authorization...): unhealthy, then try again.
         A record's content never gets here (an unreadable batch is a record: shared/kafka/undecodable.py)."""
+        CONSUMER_FAILURES.labels(self._topics(), "fetch").inc()
         if not self._fetch_failing:
             log.error("fetch.failed", error=f"{type(exc).__name__}: {exc}"[:500])
         self._fetch_failing = True
@@ -178,6 +190,7 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]
     def _fail(self, exc: Exception, size: int, first: dict[TopicPartition, int], epoch: int) -> None:
         self.healthy = False
         self._failed = True
+        CONSUMER_FAILURES.labels(self._topics(), "batch").inc()
         log.error("batch.failed", error=f"{type(exc).__name__}: {exc}"[:500], records=size)
         self._note_rewind(first, epoch)
 
