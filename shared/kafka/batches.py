@@ -45,6 +45,13 @@ CONSUMER_FAILURES = Counter(
     ["topic", "stage"],
 )
 
+
+def subscribed(consumer: object) -> str:
+    """The consumer's topics, as a metric label ("-" for a consumer that subscribes to none)."""
+    subscription = getattr(consumer, "subscription", None)
+    return ",".join(sorted(subscription())) if callable(subscription) and subscription() else "-"
+
+
 Rest = Callable[[], Awaitable[None]]
 BatchHandler = Callable[[Sequence[ConsumerRecord[bytes, bytes]]], Awaitable[Rest | None]]
 Fetched = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
@@ -175,7 +182,7 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]
             self._in_flight.remove(entry)
 
     def _topics(self) -> str:
-        return ",".join(sorted(self.consumer.subscription())) or "-"
+        return subscribed(self.consumer)
 
     async def _fetch_failed(self, exc: Exception) -> None:
         """The fetch itself failed (broker unreachable, authorization...): unhealthy, then try again.

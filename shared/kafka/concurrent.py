@@ -16,7 +16,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from shared.kafka.batches import CONSUMER_FAILURES
+from shared.kafka.batches import CONSUMER_FAILURES, subscribed
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -78,9 +78,7 @@ class ConcurrentLoop(ConsumerRebalanceListener):  # type: ignore[misc]
                 except Exception as exc:
                     # Broker unreachable, authorization...: unhealthy, then try again (an unreadable
                     # batch is a record to dead-letter, never an exception: shared/kafka/undecodable.py).
-                    CONSUMER_FAILURES.labels(
-                        ",".join(sorted(self.consumer.subscription())) or "-", "fetch"
-                    ).inc()
+                    CONSUMER_FAILURES.labels(subscribed(self.consumer), "fetch").inc()
                     if self.fetch_error is None:
                         log.error("fetch.failed", error=f"{type(exc).__name__}: {exc}"[:500])
                     self.fetch_error = type(exc).__name__
