@@ -30,6 +30,7 @@ from bench.harness import (
 )
 from bench.stack import BenchStack, topic_size
 from bench.workload import event
+from shared.config import Settings
 
 
 async def produce_backlog(
@@ -59,10 +60,7 @@ async def run_dispatcher(
             profile(process)
 
         async def all_produced() -> bool:
-            return (
-                await topic_size(settings.kafka_bootstrap, settings.topic_runs, settings.partitions_runs)
-                >= events
-            )
+            return await topic_size(settings, settings.topic_runs, settings.partitions_runs) >= events
 
         await wait_until(
             all_produced, timeout=timeout, what=f"dispatching {events} events", watch=[process], interval=0.5
@@ -92,9 +90,7 @@ async def run_dispatcher(
             await wait_until(all_published, timeout=60, what="runs marked published", watch=[process])
             async with engine.connect() as conn:
                 count, first_queued, last_published = (await conn.execute(query, {"p": f"{tag}-%"})).one()
-            last_message = await last_message_time(
-                settings.kafka_bootstrap, settings.topic_runs, settings.partitions_runs
-            )
+            last_message = await last_message_time(settings, settings.topic_runs, settings.partitions_runs)
             seconds = max(float(last_published), last_message) - float(first_queued)
         finally:
             await engine.dispose()
@@ -105,11 +101,13 @@ async def run_dispatcher(
     return float(count) / float(seconds)
 
 
-async def last_message_time(bootstrap: str, topic: str, partitions: int) -> float:
+async def last_message_time(settings: Settings, topic: str, partitions: int) -> float:
     """The latest (producer) timestamp of the last message of each partition, in epoch seconds."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import TopicPartition
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    from shared.kafka.clients import create_reader
+
+    consumer = create_reader(settings)
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in range(partitions)]

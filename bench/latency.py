@@ -18,13 +18,14 @@ from aiokafka import AIOKafkaProducer
 from bench.harness import Process, median, percentile, say, service, wait_until
 from bench.stack import BenchStack
 from bench.workload import event, now_us
+from shared.kafka.security import kafka_security
 
 
 async def steady(
     stack: BenchStack, keys: Sequence[tuple[int, int]], *, tag: str, rate: int, seconds: float
 ) -> int:
     """Produce ``rate`` events per second for ``seconds`` on a fixed schedule; returns how many."""
-    producer = AIOKafkaProducer(bootstrap_servers=stack.settings.kafka_bootstrap, acks="all", linger_ms=0)
+    producer = AIOKafkaProducer(**kafka_security(stack.settings), acks="all", linger_ms=0)
     await producer.start()
     rng = random.Random(tag)
     total = int(rate * seconds)

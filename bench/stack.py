@@ -24,6 +24,8 @@ from bench.harness import (
 )
 from bench.sink import make_certificates
 from shared.config import Settings
+from shared.kafka.clients import create_reader
+from shared.kafka.security import kafka_security
 from shared.kafka.topics import ensure_topics
 from wf.infra import Infrastructure
 from wf.procs import free_port
@@ -108,7 +110,7 @@ class BenchStack:
     async def produce(self, topic: str, messages: Iterable[tuple[bytes, bytes]]) -> int:
         """Produce (key, value) pairs as fast as the client allows; returns how many."""
         producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.kafka_bootstrap,
+            **kafka_security(self.settings),
             acks="all",
             linger_ms=5,
             max_batch_size=512 * 1024,
@@ -129,11 +131,11 @@ class BenchStack:
         return count
 
 
-async def topic_size(bootstrap: str, topic: str, partitions: int) -> int:
+async def topic_size(settings: Settings, topic: str, partitions: int) -> int:
     """How many messages a topic of ``partitions`` partitions holds (the sum of their end offsets)."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import TopicPartition
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    consumer = create_reader(settings)
     await consumer.start()
     try:
         ends = await consumer.end_offsets([TopicPartition(topic, p) for p in range(partitions)])

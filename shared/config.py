@@ -14,9 +14,9 @@ import secrets
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDERS = {"", "changeme", "change-me", "changethis", "secret", "placeholder", "xxx"}
@@ -34,12 +34,31 @@ def run_dir() -> Path:
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="WF_", env_file=str(run_dir() / "stack.env"), extra="ignore", frozen=True
+        env_prefix="WF_",
+        env_file=str(run_dir() / "stack.env"),
+        extra="ignore",
+        frozen=True,
+        hide_input_in_errors=True,  # a refused setting's error must not print the other settings' secrets
     )
 
     env: Environment = Environment.development
     database_url: str = ""
     kafka_bootstrap: str = ""
+    # Secured clusters (docs/kafka.md): every producer, consumer and admin client, in every service and
+    # in `wf`, connects with these. Secrets are SecretStr (never logged); a password may come from a
+    # mounted file (a Kubernetes Secret), read once at start.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_sasl_password_file: str | None = None
+    kafka_ssl_ca_file: str | None = None  # unset: the system's trusted CAs (MSK, Confluent Cloud)
+    kafka_ssl_cert_file: str | None = None  # client certificate (mutual TLS), PEM
+    kafka_ssl_key_file: str | None = None  # its private key, PEM
+    kafka_ssl_key_password: SecretStr | None = None
+    # Codec of everything the services produce (consumers read every codec whatever this is); zstd:
+    # the fewest bytes and, in full batches, the least CPU (bench/README.md, "Producer compression").
+    kafka_compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "zstd"
 
     api_host: str = "127.0.0.1"
     api_port: int = 8080
@@ -115,6 +134,30 @@ class Settings(BaseSettings):
 
     shutdown_grace_s: float = 25.0
     extra: dict[str, Any] = Field(default_factory=dict)
+    _kafka_file_password: SecretStr | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _kafka_login(self) -> Settings:
+        if self.kafka_sasl_password_file:
+            if self.kafka_sasl_password is not None:
+                raise ValueError("set WF_KAFKA_SASL_PASSWORD or WF_KAFKA_SASL_PASSWORD_FILE, not both")
+            try:
+                text = Path(self.kafka_sasl_password_file).read_text()
+            except OSError as exc:
+                raise ValueError(f"WF_KAFKA_SASL_PASSWORD_FILE cannot be read: {exc.strerror}") from None
+            self._kafka_file_password = SecretStr(text.rstrip("\r\n"))
+        if self.kafka_security_protocol.startswith("SASL_") and (
+            not self.kafka_sasl_username or self.kafka_sasl_secret() is None
+        ):
+            raise ValueError(
+                f"WF_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs WF_KAFKA_SASL_USERNAME and "
+                "WF_KAFKA_SASL_PASSWORD (or WF_KAFKA_SASL_PASSWORD_FILE)"
+            )
+        return self
+
+    def kafka_sasl_secret(self) -> SecretStr | None:
+        """The SASL password, from WF_KAFKA_SASL_PASSWORD or the file WF_KAFKA_SASL_PASSWORD_FILE names."""
+        return self.kafka_sasl_password or self._kafka_file_password
 
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:

@@ -26,9 +26,17 @@ async def run_service(service: Service) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await service.start()
-    waiter = asyncio.create_task(service.wait())
     stopper = asyncio.create_task(stop.wait())
+    # A start that waits (e.g. for a Kafka login that is refused) still ends on SIGTERM.
+    starting = asyncio.create_task(service.start())
+    await asyncio.wait([starting, stopper], return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():
+        starting.cancel()
+        await asyncio.wait([starting])
+        await service.stop()
+        return
+    starting.result()
+    waiter = asyncio.create_task(service.wait())
     try:
         await asyncio.wait([waiter, stopper], return_when=asyncio.FIRST_COMPLETED)
     finally:

@@ -36,6 +36,28 @@ def settings(infra: Infrastructure) -> Settings:
 
 
 @pytest.fixture(scope="session")
+def secure_settings(infra: Infrastructure, settings: Settings) -> Settings:
+    """The settings for the test broker's second listener: SASL_SSL, SCRAM-SHA-512, its test CA."""
+    from pydantic import SecretStr
+
+    from tests.support.infra import TEST_RUN_DIR
+    from tests.support.kafka_tls import PASSWORD, USER
+
+    if infra.kafka is None or infra.kafka.secure is None:
+        pytest.skip("the SASL_SSL listener belongs to the local test broker (WF_KAFKA_BOOTSTRAP is external)")
+    return settings.model_copy(
+        update={
+            "kafka_bootstrap": infra.kafka.secure_bootstrap(),
+            "kafka_security_protocol": "SASL_SSL",
+            "kafka_sasl_mechanism": "SCRAM-SHA-512",
+            "kafka_sasl_username": USER,
+            "kafka_sasl_password": SecretStr(PASSWORD),
+            "kafka_ssl_ca_file": str(TEST_RUN_DIR / "kafka" / "tls" / "ca.pem"),
+        }
+    )
+
+
+@pytest.fixture(scope="session")
 def local_ca(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """The one local CA of the session, trusted through SSL_CERT_FILE (what operators do in production).
 

@@ -114,6 +114,40 @@ def _health_rebuild(_: argparse.Namespace) -> int:
     return 0
 
 
+def _dlq_list(args: argparse.Namespace) -> int:
+    from shared.config import get_settings
+    from wf.dlq import format_list, parse_since, read_letters
+
+    settings = get_settings()
+    since = parse_since(args.since) if args.since else None
+    letters = asyncio.run(read_letters(settings, reason=args.reason, since=since))
+    print(format_list(letters[-args.limit :] if args.limit else letters))
+    return 0
+
+
+def _dlq_replay(args: argparse.Namespace) -> int:
+    from shared.config import get_settings
+    from wf.dlq import Progress, parse_since, read_letters, replay
+
+    settings = get_settings()
+    since = parse_since(args.since) if args.since else None
+
+    async def run() -> int:
+        letters = await read_letters(settings, reason=args.reason, since=since)
+        progress = Progress(len(letters))
+        try:
+            report = await replay(settings, letters, dry_run=args.dry_run, on_progress=progress.advance)
+        finally:
+            progress.close()
+        verb = "would replay" if args.dry_run else "replayed"
+        print(f"{verb} {report.replayed} messages from {len(letters)} dead letters")
+        for why in report.skipped:
+            print(f"skipped: {why}", file=sys.stderr)
+        return 0
+
+    return asyncio.run(run())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wf", description="Workflows command-line tool")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -145,6 +179,27 @@ def build_parser() -> argparse.ArgumentParser:
         "(old keys in WF_MASTER_KEY_PREVIOUS, comma-separated)",
     )
     rotate.set_defaults(func=_rotate_key)
+
+    dlq = sub.add_parser("dlq", help="the dead-letter topic (WF_TOPIC_DLQ): list and replay")
+    dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)
+    for name, func, text in (
+        (
+            "list",
+            _dlq_list,
+            "show the dead letters: age, reason code, department, event type, origin, reason",
+        ),
+        ("replay", _dlq_replay, "put the chosen dead letters back on their original topic"),
+    ):
+        command = dlq_sub.add_parser(name, help=text)
+        command.add_argument(
+            "--reason", help="only letters with this code (e.g. invalid_json) or reason text"
+        )
+        command.add_argument("--since", help="only letters dead-lettered since: 30m, 2h, 7d or an ISO time")
+        command.set_defaults(func=func)
+        if name == "list":
+            command.add_argument("--limit", type=int, default=0, help="only the newest N")
+        else:
+            command.add_argument("--dry-run", action="store_true", help="count what would be replayed")
 
     migrate = sub.add_parser("migrate", help="apply database migrations (alembic upgrade head)")
     migrate.set_defaults(func=_migrate)

@@ -7,6 +7,7 @@ Used when WF_KAFKA_BOOTSTRAP is unset (development, tests, benchmarks). See shar
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import secrets
 import shutil
@@ -46,7 +47,9 @@ def ensure_jars(cache_root: Path) -> Path:
     """Fetch the broker jars once into ``cache_root`` (git-ignored); later runs need no Maven."""
     libs = cache_root.resolve() / KAFKA_VERSION / "libs"
     stamp = libs / ".complete"
-    if stamp.exists():
+    # The stamp names the POM's content: a jar added to the POM is fetched on the next start.
+    wanted = hashlib.sha256(POM.read_bytes()).hexdigest()
+    if stamp.exists() and stamp.read_text() == wanted:
         return libs
     if libs.exists():
         shutil.rmtree(libs)
@@ -71,7 +74,7 @@ def ensure_jars(cache_root: Path) -> Path:
         ],
         check=True,
     )
-    stamp.write_text(KAFKA_VERSION)
+    stamp.write_text(wanted)
     return libs
 
 
@@ -85,6 +88,18 @@ def java_executable() -> str:
     return java
 
 
+@dataclass(frozen=True)
+class SecureListener:
+    """A second listener, SASL_SSL with SCRAM logins, beside the plain one (tests of secured clusters).
+
+    ``keystore`` is a PEM file holding the broker's private key (PKCS#8, unencrypted) and certificate
+    chain; ``users`` (name: password) are created for SCRAM-SHA-256 and SCRAM-SHA-512 when the storage is
+    formatted (``kafka-storage format --add-scram``), so they exist before the broker first starts."""
+
+    keystore: Path
+    users: dict[str, str]
+
+
 @dataclass
 class LocalKafka:
     """One broker+controller in ``home``; ports chosen at first start and kept in server.properties."""
@@ -93,6 +108,7 @@ class LocalKafka:
     cache_root: Path
     heap: str = "512m"
     fast_start: bool = True
+    secure: SecureListener | None = None
 
     @property
     def properties(self) -> Path:
@@ -106,26 +122,52 @@ class LocalKafka:
     def log_file(self) -> Path:
         return self.home / "kafka.log"
 
-    def bootstrap(self) -> str:
+    def bootstrap(self, listener: str = "PLAINTEXT") -> str:
         for line in self.properties.read_text().splitlines():
             if line.startswith("advertised.listeners="):
-                return line.split("//", 1)[1]
-        raise RuntimeError(f"no advertised.listeners in {self.properties}")
+                for entry in line.split("=", 1)[1].split(","):
+                    if entry.startswith(f"{listener}://"):
+                        return entry.split("//", 1)[1]
+        raise RuntimeError(f"no {listener} entry in advertised.listeners of {self.properties}")
+
+    def secure_bootstrap(self) -> str:
+        """The SASL_SSL listener's address (with ``secure``)."""
+        return self.bootstrap("SASL_SSL")
+
+    def _secure_config(self, port: int) -> list[str]:
+        assert self.secure is not None
+        scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        return [
+            "sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512",
+            f"listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config={scram}",
+            f"listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config={scram}",
+            "listener.name.sasl_ssl.ssl.keystore.type=PEM",
+            f"listener.name.sasl_ssl.ssl.keystore.location={self.secure.keystore}",
+        ]
 
     def _write_config(self) -> None:
         port, controller = free_port(), free_port()
         data = self.home / "data"
+        listeners = f"PLAINTEXT://127.0.0.1:{port}"
+        protocols = "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+        secure: list[str] = []
+        if self.secure is not None:
+            secure_port = free_port()
+            listeners += f",SASL_SSL://127.0.0.1:{secure_port}"
+            protocols += ",SASL_SSL:SASL_SSL"
+            secure = self._secure_config(secure_port)
         self.properties.write_text(
             "\n".join(
                 [
                     "process.roles=broker,controller",
                     "node.id=1",
                     f"controller.quorum.voters=1@127.0.0.1:{controller}",
-                    f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}",
-                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+                    f"listeners={listeners},CONTROLLER://127.0.0.1:{controller}",
+                    f"advertised.listeners={listeners}",
                     "inter.broker.listener.name=PLAINTEXT",
                     "controller.listener.names=CONTROLLER",
-                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                    f"listener.security.protocol.map={protocols}",
+                    *secure,
                     f"log.dirs={data}",
                     "num.partitions=1",
                     "default.replication.factor=1",
@@ -168,10 +210,18 @@ class LocalKafka:
                 cluster_id,
                 "-c",
                 str(self.properties),
+                *self._scram_users(),
             ],
             check=True,
             stdout=subprocess.DEVNULL,
         )
+
+    def _scram_users(self) -> list[str]:
+        args: list[str] = []
+        for name, password in (self.secure.users if self.secure else {}).items():
+            for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512"):
+                args += ["--add-scram", f"{mechanism}=[name={name},password={password}]"]
+        return args
 
     def running_pid(self) -> int | None:
         try:

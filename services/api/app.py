@@ -24,6 +24,7 @@ from shared.auth import TokenVerifier
 from shared.config import Settings
 from shared.db.engine import create_engine, create_sessionmaker, create_statement_pool, database_ready
 from shared.kafka.clients import create_producer, kafka_reachable
+from shared.kafka.connection import KafkaStatus, wait_for_kafka
 from shared.kafka.topics import ensure_topics
 from shared.keys import keyring_from
 from shared.sidecar import SideServer, check_response
@@ -45,6 +46,7 @@ def create_app(settings: Settings, *, metrics_port: int | None = None) -> FastAP
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.require_infrastructure()
         engine = create_engine(settings)
+        await wait_for_kafka(settings, KafkaStatus())  # logs why the cluster cannot be used, until it can
         if settings.kafka_create_topics:
             await ensure_topics(settings)
         producer = create_producer(settings)

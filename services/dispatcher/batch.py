@@ -33,12 +33,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.dispatcher import metrics
-from services.dispatcher.events import ParsedEvent, PoisonMessage, dead_letter_headers, parse_event
+from services.dispatcher.events import ParsedEvent, PoisonMessage, parse_event
 from services.dispatcher.matching import MatchIndex
 from services.dispatcher.rate_limit import count_daily_runs, take_slots
 from shared.config import Settings
 from shared.enums import EventType, Plan, RunStatus
 from shared.kafka.batches import Rest
+from shared.kafka.dead_letter import send_dead_letters
 from shared.logging import get_logger
 from shared.messages import RunOutcome
 from shared.plans import limits_for
@@ -159,27 +160,9 @@ class BatchDispatcher:
         return hand_off
 
     async def _dead_letter(self, poison: Sequence[PoisonMessage]) -> None:
-        if not poison:
-            return
-        futures = []
+        await send_dead_letters(self.producer, self.settings.topic_dlq, poison)
         for item in poison:
-            log.warning(
-                "event.dead_lettered",
-                reason=item.reason,
-                partition=item.record.partition,
-                offset=item.record.offset,
-            )
-            futures.append(
-                await self.producer.send(
-                    self.settings.topic_dlq,
-                    value=item.record.value,
-                    key=item.record.key,
-                    headers=dead_letter_headers(item),
-                )
-            )
             metrics.DLQ_MESSAGES.labels(item.code).inc()
-        for future in futures:
-            await future
 
     async def _store(self, candidates: list[tuple[ParsedEvent, int]]) -> list[NewRun]:
         """Store the runs in STORE_CONNECTIONS concurrent transactions, split by department.

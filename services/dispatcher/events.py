@@ -9,6 +9,8 @@ import orjson
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
+from shared.kafka.dead_letter import DeadLetter, undecodable_letter
+from shared.kafka.undecodable import UndecodableRecord
 from shared.messages import EventEnvelope
 from shared.tracing import traceparent
 
@@ -23,11 +25,8 @@ class ParsedEvent:
     traceparent: bytes | None = None  # W3C trace context of the producer, carried on to the run
 
 
-@dataclass(frozen=True, slots=True)
-class PoisonMessage:
-    record: ConsumerRecord[bytes, bytes]
-    reason: str
-    code: str
+# A poison message is a dead letter: the record, why, and a short code (shared/kafka/dead_letter.py).
+PoisonMessage = DeadLetter
 
 
 def _describe(exc: ValidationError) -> str:
@@ -40,6 +39,8 @@ def _describe(exc: ValidationError) -> str:
 
 
 def parse_event(record: ConsumerRecord[bytes, bytes], max_bytes: int) -> ParsedEvent | PoisonMessage:
+    if isinstance(record, UndecodableRecord):
+        return undecodable_letter(record)
     value = record.value
     if value is None:
         return PoisonMessage(record, "the message has no value", "empty")
@@ -70,15 +71,3 @@ def parse_event(record: ConsumerRecord[bytes, bytes], max_bytes: int) -> ParsedE
             record, "the message contains a NUL character (U+0000), which cannot be stored", "invalid_content"
         )
     return ParsedEvent(envelope, payload_json, traceparent(record.headers))
-
-
-def dead_letter_headers(poison: PoisonMessage) -> list[tuple[str, bytes]]:
-    record = poison.record
-    return [
-        ("wf-dlq-reason", poison.reason.encode()),
-        ("wf-dlq-code", poison.code.encode()),
-        ("wf-original-topic", record.topic.encode()),
-        ("wf-original-partition", str(record.partition).encode()),
-        ("wf-original-offset", str(record.offset).encode()),
-        ("wf-original-timestamp", str(record.timestamp).encode()),
-    ]

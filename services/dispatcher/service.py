@@ -18,6 +18,7 @@ from shared.config import Settings
 from shared.db.engine import create_engine, database_ready
 from shared.kafka.batches import BatchLoop
 from shared.kafka.clients import create_consumer, create_producer, kafka_reachable
+from shared.kafka.connection import KafkaStatus, wait_for_kafka
 from shared.kafka.lag import consumer_lag
 from shared.kafka.topics import ensure_topics
 from shared.logging import get_logger
@@ -46,11 +47,16 @@ class DispatcherService:
         # Each loop's latest turn, successful or not (liveness); the beats above count successes.
         self._scheduler_turn = time.monotonic()
         self._index_turn = time.monotonic()
+        self.kafka_status = KafkaStatus()
 
     async def start(self) -> None:
         settings = self.settings
         settings.require_infrastructure()
         self.engine = create_engine(settings, pre_ping=False)
+        # /healthz answers while the cluster cannot be used yet, naming why (TLS, login, unreachable).
+        self.side = SideServer(self.health, settings.metrics_host, self.side_port, live=self.liveness)
+        await self.side.start()
+        await wait_for_kafka(settings, self.kafka_status)
         if settings.kafka_create_topics:
             await ensure_topics(settings)
         self.producer = create_producer(settings)
@@ -78,8 +84,6 @@ class DispatcherService:
         )
         self.consumer.subscribe([settings.topic_events], listener=self.loop)
         await self.consumer.start()
-        self.side = SideServer(self.health, settings.metrics_host, self.side_port, live=self.liveness)
-        await self.side.start()
         scheduler = Scheduler(self.engine, self.producer, settings)
         self._tasks = [
             asyncio.create_task(self.loop.run(), name="events"),
@@ -118,8 +122,10 @@ class DispatcherService:
         """The loops make progress; a stall longer than LIVENESS_STALL_S is one a restart may fix.
         A database or Kafka outage slows the loops' retries but keeps them beating."""
         now = time.monotonic()
+        if self.loop is None:  # still waiting for Kafka or PostgreSQL: a restart would not cure that
+            return {"consumer_loop": True, "scheduler": True, "matching_index": True}
         return {
-            "consumer_loop": self.loop is not None and now - self.loop.heartbeat < LIVENESS_STALL_S,
+            "consumer_loop": now - self.loop.heartbeat < LIVENESS_STALL_S,
             "scheduler": now - self._scheduler_turn < LIVENESS_STALL_S,
             "matching_index": now - self._index_turn < LIVENESS_STALL_S,
         }
@@ -127,9 +133,13 @@ class DispatcherService:
     async def health(self) -> dict[str, bool]:
         assert self.engine is not None
         now = time.monotonic()
+        kafka = self.producer is not None and await kafka_reachable(self.producer)
+        if not kafka and self.producer is not None:
+            await self.kafka_status.refresh(self.settings)
         return {
             "database": await database_ready(self.engine),
-            "kafka": self.producer is not None and await kafka_reachable(self.producer),
+            "kafka": kafka,
+            **self.kafka_status.checks(),
             "consumer_loop": self.loop is not None and now - self.loop.heartbeat < 30 and self.loop.healthy,
             "scheduler": now - self._scheduler_beat < 30,
             "matching_index": now - self._index_beat < 30,

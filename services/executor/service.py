@@ -24,8 +24,11 @@ from shared.db.engine import StatementPool, create_engine, create_statement_pool
 from shared.egress import EgressGuard
 from shared.kafka.clients import create_consumer, create_producer, kafka_reachable
 from shared.kafka.concurrent import ConcurrentLoop
+from shared.kafka.connection import KafkaStatus, wait_for_kafka
+from shared.kafka.dead_letter import DeadLetter, send_dead_letters, undecodable_letter
 from shared.kafka.lag import consumer_lag
 from shared.kafka.topics import ensure_topics
+from shared.kafka.undecodable import UndecodableRecord
 from shared.keys import keyring_from
 from shared.logging import get_logger
 from shared.service_main import wait_for_failure
@@ -63,6 +66,7 @@ class ExecutorService:
         self.side: SideServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._db_ok = True
+        self.kafka_status = KafkaStatus()
 
     async def start(self) -> None:
         settings = self.settings
@@ -70,6 +74,10 @@ class ExecutorService:
         self.engine = create_engine(settings, pre_ping=False)  # the send quotas' transactions
         self.statements = create_statement_pool(settings, name="executor")
         await self.statements.open()
+        # /healthz answers while the cluster cannot be used yet, naming why (TLS, login, unreachable).
+        self.side = SideServer(self.health, settings.metrics_host, self.side_port, live=self.liveness)
+        await self.side.start()
+        await wait_for_kafka(settings, self.kafka_status)
         if settings.kafka_create_topics:
             await ensure_topics(settings)
         # It only produces run outcomes (for the health figures): a longer linger batches them into
@@ -94,8 +102,6 @@ class ExecutorService:
         )
         self.consumer.subscribe([settings.topic_runs], listener=self.loop)
         await self.consumer.start()
-        self.side = SideServer(self.health, settings.metrics_host, self.side_port, live=self.liveness)
-        await self.side.start()
         self._tasks = [
             asyncio.create_task(self.loop.run(), name="runs"),
             asyncio.create_task(self._heartbeat(), name="leases"),
@@ -105,18 +111,26 @@ class ExecutorService:
         gc.freeze()
         log.info("executor.started", owner=self.owner)
 
+    def _read(self, record: ConsumerRecord[bytes, bytes]) -> int | DeadLetter:
+        """The run id of a run message, or the dead letter of one that is unreadable or invalid."""
+        if isinstance(record, UndecodableRecord):
+            return undecodable_letter(record)
+        try:
+            return int(orjson.loads(record.value or b"")["RunId"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            return DeadLetter(record, f"not a run message: {type(exc).__name__}: {exc}"[:300], "invalid_run")
+
     async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> None:
         assert self.executor is not None
-        try:
-            message = orjson.loads(record.value or b"")
-            run_id = int(message["RunId"])
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-            log.error("run_message.invalid", partition=record.partition, offset=record.offset)
-            return
+        assert self.producer is not None
+        run_id = self._read(record)
         delay = 0.5
         while True:
             metrics.IN_FLIGHT.set(self.loop.in_flight if self.loop else 0)
             try:
+                if isinstance(run_id, DeadLetter):
+                    await send_dead_letters(self.producer, self.settings.topic_dlq, [run_id])
+                    return
                 with tracer().start_as_current_span(
                     "run.execute",
                     context=context_from_headers(record.headers),
@@ -132,7 +146,9 @@ class ExecutorService:
                 # try again; the run's lease protects against doing a step twice meanwhile.
                 self._db_ok = False
                 log.warning(
-                    "run.processing_failed", run_id=run_id, error=f"{type(exc).__name__}: {exc}"[:300]
+                    "run.processing_failed",
+                    run_id=None if isinstance(run_id, DeadLetter) else run_id,
+                    error=f"{type(exc).__name__}: {exc}"[:300],
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
@@ -178,14 +194,22 @@ class ExecutorService:
     async def liveness(self) -> dict[str, bool]:
         """The consumer loop makes progress. Not "processing": one run that keeps failing (or a
         database outage) is not something a restart fixes."""
-        alive = self.loop is not None and time.monotonic() - self.loop.heartbeat < LIVENESS_STALL_S
+        # Not started yet (still waiting for Kafka or PostgreSQL) is alive: a restart would not cure a
+        # refused login or an outage; /readyz names the cause.
+        alive = self.loop is None or time.monotonic() - self.loop.heartbeat < LIVENESS_STALL_S
         return {"consumer_loop": alive}
 
     async def health(self) -> dict[str, bool]:
         assert self.engine is not None
+        kafka = self.producer is not None and await kafka_reachable(self.producer)
+        if not kafka and self.producer is not None:
+            await self.kafka_status.refresh(self.settings)
         return {
             "database": await database_ready(self.engine),
-            "kafka": self.producer is not None and await kafka_reachable(self.producer),
-            "consumer_loop": self.loop is not None and time.monotonic() - self.loop.heartbeat < 30,
+            "kafka": kafka,
+            **self.kafka_status.checks(),
+            "consumer_loop": self.loop is not None
+            and time.monotonic() - self.loop.heartbeat < 30
+            and self.loop.fetch_error is None,
             "processing": self._db_ok,
         }

@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import Counter
 from pydantic import ValidationError
@@ -20,8 +20,11 @@ from shared.db.budget import HEALTH_POOL_SIZE
 from shared.db.engine import create_engine, database_ready
 from shared.enums import FINAL_RUN_STATUSES
 from shared.kafka.batches import BatchLoop
-from shared.kafka.clients import create_consumer
+from shared.kafka.clients import create_consumer, create_producer, kafka_reachable
+from shared.kafka.connection import KafkaStatus, wait_for_kafka
+from shared.kafka.dead_letter import DeadLetter, send_dead_letters, undecodable_letter
 from shared.kafka.topics import ensure_topics
+from shared.kafka.undecodable import UndecodableRecord
 from shared.logging import get_logger
 from shared.messages import RunOutcome
 from shared.sidecar import LIVENESS_STALL_S, SideServer
@@ -32,13 +35,24 @@ RETENTION_LOCK = 0x77665F72  # "wf_r": one retention job at a time across replic
 OUTCOMES = Counter("wf_health_outcomes_total", "Run outcomes consumed", ["result"])
 
 
-def parse_outcomes(records: Sequence[ConsumerRecord[bytes, bytes]]) -> list[Outcome]:
+def parse_outcomes(
+    records: Sequence[ConsumerRecord[bytes, bytes]], dead: list[DeadLetter] | None = None
+) -> list[Outcome]:
+    """The final outcomes among ``records``; the unreadable and invalid ones are added to ``dead``."""
     outcomes = []
     for record in records:
+        if isinstance(record, UndecodableRecord):
+            OUTCOMES.labels("invalid").inc()
+            if dead is not None:
+                dead.append(undecodable_letter(record))
+            continue
         try:
             msg = RunOutcome.model_validate_json(record.value or b"")
-        except ValidationError:
+        except ValidationError as exc:
             OUTCOMES.labels("invalid").inc()
+            if dead is not None:
+                reason = f"not a run outcome: {exc.error_count()} errors, first: {exc.errors()[0]['msg']}"
+                dead.append(DeadLetter(record, reason[:300], "invalid_outcome"))
             continue
         if msg.IsTest or msg.Status not in FINAL_RUN_STATUSES:
             OUTCOMES.labels("ignored").inc()
@@ -63,16 +77,24 @@ class HealthService:
         self.side_port = settings.health_port if side_port is None else side_port
         self.engine: AsyncEngine | None = None
         self.consumer: AIOKafkaConsumer | None = None
+        self.producer: AIOKafkaProducer | None = None  # for dead letters only
         self.loop: BatchLoop | None = None
         self.side: SideServer | None = None
         self._task: asyncio.Task[None] | None = None
         self._retention: asyncio.Task[None] | None = None
+        self.kafka_status = KafkaStatus()
 
     async def start(self) -> None:
         self.settings.require_infrastructure()
         self.engine = create_engine(self.settings, pool_size=HEALTH_POOL_SIZE)
+        # /healthz answers while the cluster cannot be used yet, naming why (TLS, login, unreachable).
+        self.side = SideServer(self.health, self.settings.metrics_host, self.side_port, live=self.liveness)
+        await self.side.start()
+        await wait_for_kafka(self.settings, self.kafka_status)
         if self.settings.kafka_create_topics:
             await ensure_topics(self.settings)
+        self.producer = create_producer(self.settings)
+        await self.producer.start()
         self.consumer = create_consumer(
             self.settings,
             self.settings.topic_results,
@@ -82,8 +104,6 @@ class HealthService:
         # Rollups a second behind are fine (the health endpoint reads the current hour's edge from the
         # runs table): gathering outcomes for half a second saves a transaction and a commit per run.
         self.loop = BatchLoop(self.consumer, self.handle, commit_interval_s=1.0, batch_interval_s=0.5)
-        self.side = SideServer(self.health, self.settings.metrics_host, self.side_port, live=self.liveness)
-        await self.side.start()
         self._task = asyncio.create_task(self.loop.run())
         self._retention = asyncio.create_task(self._retain())
 
@@ -119,7 +139,10 @@ class HealthService:
 
     async def handle(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         assert self.engine is not None
-        outcomes = parse_outcomes(records)
+        dead: list[DeadLetter] = []
+        outcomes = parse_outcomes(records, dead)
+        if dead and self.producer is not None:
+            await send_dead_letters(self.producer, self.settings.topic_dlq, dead)
         async with self.engine.begin() as conn:
             counted = await apply_outcomes(conn, outcomes)
         OUTCOMES.labels("counted").inc(counted)
@@ -139,6 +162,8 @@ class HealthService:
             self._task.cancel()
         if self.consumer is not None:
             await self.consumer.stop()
+        if self.producer is not None:
+            await self.producer.stop()
         if self.side is not None:
             await self.side.stop()
         if self.engine is not None:
@@ -146,13 +171,20 @@ class HealthService:
 
     async def liveness(self) -> dict[str, bool]:
         """The consumer loop makes progress (dependencies are /readyz's business)."""
-        alive = self.loop is not None and time.monotonic() - self.loop.heartbeat < LIVENESS_STALL_S
+        # Not started yet (still waiting for Kafka or PostgreSQL) is alive: a restart would not cure a
+        # refused login or an outage; /readyz names the cause.
+        alive = self.loop is None or time.monotonic() - self.loop.heartbeat < LIVENESS_STALL_S
         return {"consumer_loop": alive}
 
     async def health(self) -> dict[str, bool]:
         assert self.engine is not None
+        kafka = self.producer is not None and await kafka_reachable(self.producer)
+        if not kafka and self.producer is not None:
+            await self.kafka_status.refresh(self.settings)
         return {
             "database": await database_ready(self.engine),
+            "kafka": kafka,
+            **self.kafka_status.checks(),
             "consumer_loop": self.loop is not None
             and time.monotonic() - self.loop.heartbeat < 30
             and self.loop.healthy,

@@ -7,6 +7,10 @@ flight; ``depth=1`` is strictly one batch at a time). A batch's offsets are comm
 ``handle`` and its rest both succeeded and every earlier batch was committed, so a committed offset
 never covers work that is not done.
 
+A fetch that fails (broker unreachable, authorization withdrawn) is retried after a pause, the loop
+unhealthy meanwhile; a batch that cannot be decoded arrives as records to dead-letter
+(``shared.kafka.undecodable``), so no record's content stops the loop.
+
 If any of it fails (database down, broker hiccup), nothing from that batch on is committed: the
 batches in flight are let finish, the consumer is rewound to the first offset not committed and
 reading resumes after a pause. Nothing is skipped; re-read events are harmless because the work is
@@ -28,10 +32,25 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord
+from prometheus_client import Counter
 
 from shared.logging import get_logger
 
 log = get_logger(__name__)
+
+# Progress stopped by the infrastructure (broker or database unavailable); each is retried.
+CONSUMER_FAILURES = Counter(
+    "wf_kafka_consumer_failures_total",
+    "Fetches and batches that failed on the infrastructure (the loop retries them)",
+    ["topic", "stage"],
+)
+
+
+def subscribed(consumer: object) -> str:
+    """The consumer's topics, as a metric label ("-" for a consumer that subscribes to none)."""
+    subscription = getattr(consumer, "subscription", None)
+    return ",".join(sorted(subscription())) if callable(subscription) and subscription() else "-"
+
 
 Rest = Callable[[], Awaitable[None]]
 BatchHandler = Callable[[Sequence[ConsumerRecord[bytes, bytes]]], Awaitable[Rest | None]]
@@ -90,6 +109,7 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         self._epoch = 0
         self._failed = False  # a batch in flight failed: nothing after it may be committed
         self._rewind_to: dict[TopicPartition, int] = {}
+        self._fetch_failing = False
 
     def stop(self) -> None:
         self._stopping.set()
@@ -105,9 +125,16 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]
                     continue
                 epoch = self._epoch
                 began = time.monotonic()
-                batch = await self.consumer.getmany(
-                    timeout_ms=self.poll_timeout_ms, max_records=self.max_records
-                )
+                try:
+                    batch = await self.consumer.getmany(
+                        timeout_ms=self.poll_timeout_ms, max_records=self.max_records
+                    )
+                except Exception as exc:
+                    await self._fetch_failed(exc)
+                    continue
+                if self._fetch_failing:
+                    self._fetch_failing = False
+                    self.healthy = True
                 records = [record for partition in batch.values() for record in partition]
                 if not records:
                     await self._commit_done(force=False)
@@ -154,9 +181,23 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         finally:
             self._in_flight.remove(entry)
 
+    def _topics(self) -> str:
+        return subscribed(self.consumer)
+
+    async def _fetch_failed(self, exc: Exception) -> None:
+        """The fetch itself failed (broker unreachable, authorization...): unhealthy, then try again.
+        A record's content never gets here (an unreadable batch is a record: shared/kafka/undecodable.py)."""
+        CONSUMER_FAILURES.labels(self._topics(), "fetch").inc()
+        if not self._fetch_failing:
+            log.error("fetch.failed", error=f"{type(exc).__name__}: {exc}"[:500])
+        self._fetch_failing = True
+        self.healthy = False
+        await asyncio.sleep(self.retry_pause_s)
+
     def _fail(self, exc: Exception, size: int, first: dict[TopicPartition, int], epoch: int) -> None:
         self.healthy = False
         self._failed = True
+        CONSUMER_FAILURES.labels(self._topics(), "batch").inc()
         log.error("batch.failed", error=f"{type(exc).__name__}: {exc}"[:500], records=size)
         self._note_rewind(first, epoch)
 

@@ -1,17 +1,29 @@
-"""Kafka producer and consumer factories with the settings every service needs."""
+"""Kafka producer, consumer and admin factories with the settings every service needs."""
 
 from __future__ import annotations
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.config import Settings
+from shared.kafka import undecodable
+from shared.kafka.security import kafka_security
+
+# Every consumer of a process that builds its clients here returns an unreadable batch as a record to
+# dead-letter instead of raising out of getmany() (shared/kafka/undecodable.py).
+undecodable.install()
+
+
+def compression_type(settings: Settings) -> str | None:
+    return None if settings.kafka_compression == "none" else settings.kafka_compression
 
 
 def create_producer(settings: Settings, *, linger_ms: int = 2) -> AIOKafkaProducer:
     # acks=all + idempotence: a producer retry never duplicates or reorders a message in a partition.
     return AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **kafka_security(settings),
         acks="all",
+        compression_type=compression_type(settings),
         enable_idempotence=True,
         linger_ms=linger_ms,
         max_batch_size=256 * 1024,
@@ -27,7 +39,7 @@ def create_consumer(
     # Offsets are committed by the service only after its database work has committed.
     return AIOKafkaConsumer(
         *topics,
-        bootstrap_servers=settings.kafka_bootstrap,
+        **kafka_security(settings),
         group_id=group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -38,6 +50,21 @@ def create_consumer(
         heartbeat_interval_ms=3000,
         max_poll_interval_ms=300000,
         metadata_max_age_ms=30000,
+    )
+
+
+def create_admin(settings: Settings, *, request_timeout_ms: int = 15000) -> AIOKafkaAdminClient:
+    return AIOKafkaAdminClient(**kafka_security(settings), request_timeout_ms=request_timeout_ms)
+
+
+def create_reader(settings: Settings, *topics: str) -> AIOKafkaConsumer:
+    """A consumer outside any group (inspection: `wf dlq`, tests), reading from the earliest offset."""
+    return AIOKafkaConsumer(
+        *topics,
+        **kafka_security(settings),
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
     )
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
+from shared.kafka.batches import CONSUMER_FAILURES, subscribed
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -55,6 +56,7 @@ class ConcurrentLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         self._tasks: dict[asyncio.Task[None], tuple[TopicPartition, int]] = {}
         self._stopping = asyncio.Event()
         self._slots = asyncio.Semaphore(concurrency)
+        self.fetch_error: str | None = None  # the last fetch failed with this error (for /healthz)
 
     @property
     def in_flight(self) -> int:
@@ -71,7 +73,18 @@ class ConcurrentLoop(ConsumerRebalanceListener):  # type: ignore[misc]
             if room <= 0:
                 await asyncio.wait(list(self._tasks), timeout=0.2, return_when=asyncio.FIRST_COMPLETED)
             else:
-                batch = await self.consumer.getmany(timeout_ms=100, max_records=room)
+                try:
+                    batch = await self.consumer.getmany(timeout_ms=100, max_records=room)
+                except Exception as exc:
+                    # Broker unreachable, authorization...: unhealthy, then try again (an unreadable
+                    # batch is a record to dead-letter, never an exception: shared/kafka/undecodable.py).
+                    CONSUMER_FAILURES.labels(subscribed(self.consumer), "fetch").inc()
+                    if self.fetch_error is None:
+                        log.error("fetch.failed", error=f"{type(exc).__name__}: {exc}"[:500])
+                    self.fetch_error = type(exc).__name__
+                    await asyncio.sleep(1.0)
+                    continue
+                self.fetch_error = None
                 for tp, records in batch.items():
                     tracker = self._partitions.setdefault(tp, _PartitionTracker())
                     for record in records:

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from shared.config import Settings
+from shared.kafka.clients import create_admin
 
 
 def topic_layout(settings: Settings) -> dict[str, int]:
@@ -21,7 +22,7 @@ def topic_layout(settings: Settings) -> dict[str, int]:
 
 
 async def ensure_topics(settings: Settings, *, timeout_s: float = 60.0) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=15000)
+    admin = create_admin(settings)
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
         try:

@@ -129,6 +129,8 @@ async def test_event_from_kafka_reaches_https_receiver(
     assert health.json()["checks"] == {
         "database": True,
         "kafka": True,
+        "kafka_tls": True,
+        "kafka_authentication": True,
         "consumer_loop": True,
         "scheduler": True,
         "matching_index": True,

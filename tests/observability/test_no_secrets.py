@@ -306,3 +306,45 @@ async def _topic_text(settings, topic: str) -> str:
     finally:
         await consumer.stop()
     return "\n".join(parts)
+
+
+async def test_kafka_login_secrets_are_never_logged(secure_settings, captured_logs, caplog):
+    """The SASL password and the TLS key password stay out of every log line (ours and aiokafka's, at
+    DEBUG), out of the settings' repr and JSON, and out of a refused start's error."""
+    from pydantic import SecretStr
+
+    from shared.config import Settings
+    from shared.kafka.clients import create_producer
+    from shared.kafka.connection import KafkaStatus
+    from tests.support.kafka_tls import PASSWORD
+
+    wrong_password, key_password = secret("kafkasasl"), secret("kafkakey")
+    wrong = secure_settings.model_copy(
+        update={
+            "kafka_sasl_password": SecretStr(wrong_password),
+            "kafka_ssl_key_password": SecretStr(key_password),
+        }
+    )
+    caplog.set_level("DEBUG")
+    status = KafkaStatus()
+    await status.refresh(wrong)  # a refused login, logged as an error naming the cause
+    assert status.problem is not None
+    assert status.problem.kind == "authentication"
+    producer = create_producer(secure_settings)  # a login that works, aiokafka logging at DEBUG
+    await producer.start()
+    await producer.stop()
+    try:
+        Settings(kafka_security_protocol="SASL_SSL", kafka_sasl_password=wrong_password)  # no username
+    except ValueError as exc:
+        refused = str(exc)
+    haystacks = {
+        "service logs": captured_logs.getvalue(),
+        "library logs": caplog.text,
+        "settings repr": repr(wrong) + str(wrong),
+        "settings JSON": wrong.model_dump_json(),
+        "refused settings": refused,
+    }
+    assert "kafka.authentication_failed" in haystacks["service logs"]
+    for where, text in haystacks.items():
+        leaked = [s for s in (wrong_password, key_password, PASSWORD) if s in text]
+        assert not leaked, f"{where} contains {len(leaked)} secret(s)"

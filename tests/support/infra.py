@@ -10,6 +10,7 @@ from pathlib import Path
 
 from shared.config import Environment, Settings
 from shared.db.migrate import upgrade
+from tests.support.kafka_tls import make_kafka_tls
 from wf.infra import Infrastructure
 from wf.kafka_local import LocalKafka
 from wf.postgres_local import LocalPostgres
@@ -36,7 +37,9 @@ def start_infrastructure() -> Infrastructure:
         database_url = postgres.start()
     if not kafka_bootstrap:
         shutil.rmtree(TEST_RUN_DIR / "kafka", ignore_errors=True)
-        kafka = LocalKafka(TEST_RUN_DIR / "kafka", cache_root=REPO / ".cache" / "kafka")
+        # The same broker also listens with SASL_SSL (tests/kafka/test_secured.py).
+        tls = make_kafka_tls(TEST_RUN_DIR / "kafka" / "tls")
+        kafka = LocalKafka(TEST_RUN_DIR / "kafka", cache_root=REPO / ".cache" / "kafka", secure=tls.listener)
         kafka_bootstrap = kafka.start()
     upgrade(database_url)
     return Infrastructure(database_url, kafka_bootstrap, postgres, kafka)

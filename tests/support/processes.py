@@ -22,8 +22,10 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 class ServiceProcess:
-    def __init__(self, name: str, settings: Settings, log_dir: Path) -> None:
+    def __init__(self, name: str, settings: Settings, log_dir: Path, *, preamble: str | None = None) -> None:
         self.name = name
+        # Python run in the child before the service (e.g. to take a codec library away from it).
+        self.preamble = preamble
         self.settings = settings
         self.log_path = log_dir / f"{name}-{time.monotonic_ns()}.log"
         self.port = free_port()
@@ -36,8 +38,12 @@ class ServiceProcess:
             env["WF_API_PORT"] = str(self.port)
             env["WF_API_METRICS_PORT"] = str(free_port())  # not the default a `make up` may hold
         log = self.log_path.open("ab")
+        command = [sys.executable, "-m", f"services.{self.name}"]
+        if self.preamble is not None:
+            run = f"import runpy; runpy.run_module('services.{self.name}', run_name='__main__')"
+            command = [sys.executable, "-c", f"{self.preamble}\n{run}"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", f"services.{self.name}"],
+            command,
             env=env,
             cwd=REPO,
             stdout=log,
