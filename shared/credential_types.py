@@ -7,7 +7,9 @@ in ``SECRET_FIELDS``: the API stores them encrypted and shows them as ``MASK``.
 Update rule (``merge_update``): a secret that the update omits or sends as ``MASK`` keeps its stored
 value; a secret sent as ``null`` or ``""`` is removed, which succeeds only where the schema lets it
 be absent; any other value replaces it. Non-secret fields are taken from the update as sent (PUT
-semantics), so sending back what GET returned, with some fields changed, is the way to update.
+semantics), so sending back what GET returned, with some fields changed, is the way to update. One
+exception: an HTTP credential's ``allowedOrigins`` left out of an update keeps its stored value (the
+API may have pinned it when a step first used the credential); ``null`` clears it.
 """
 
 from __future__ import annotations
@@ -209,10 +211,11 @@ def _origin_list(value: Any) -> Any:
     return value
 
 
+MAX_ORIGINS = 10
 Origins = Annotated[
     list[Annotated[Line, AfterValidator(_origin)]],
     BeforeValidator(_origin_list),
-    Field(min_length=1, max_length=10),
+    Field(min_length=1, max_length=MAX_ORIGINS),
 ]
 HeaderName = Annotated[
     str,
@@ -467,7 +470,7 @@ class HttpBearerCredential(CredentialData):
     """``Authorization: Bearer <token>`` for HTTP calls (type 5)."""
 
     token: Annotated[Token, BeforeValidator(_strip_bearer)] = _secret(required=True)
-    allowed_origins: Origins
+    allowed_origins: Origins | None = None
 
 
 def _no_colon(value: str) -> str:
@@ -481,7 +484,7 @@ class HttpBasicCredential(CredentialData):
 
     username: Annotated[Line, AfterValidator(_no_colon)]
     password: Line = _secret(required=True)
-    allowed_origins: Origins
+    allowed_origins: Origins | None = None
 
 
 def _allowed_header(value: str) -> str:
@@ -495,7 +498,7 @@ class HttpApiKeyCredential(CredentialData):
 
     header_name: Annotated[HeaderName, AfterValidator(_allowed_header)] = "X-Api-Key"
     api_key: Line = _secret(required=True)
-    allowed_origins: Origins
+    allowed_origins: Origins | None = None
 
 
 class MicrosoftTeamsCredential(CredentialData):
@@ -828,6 +831,10 @@ def merge_update(
     incoming = _canonical_keys(model, update, errors)
     if errors:
         raise CredentialValidationError(errors)
+    if ctype in ORIGIN_BOUND and "allowedOrigins" not in incoming and existing.get("allowedOrigins"):
+        # Origins are often pinned by the API (first step saved), so a client that never sent them
+        # keeps them by omitting the key; only an explicit null or new list changes them.
+        incoming["allowedOrigins"] = existing["allowedOrigins"]
     merged = {k: v for k, v in incoming.items() if k not in secret_names}
     kept: list[str] = []
     for name in secret_names:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -16,7 +18,7 @@ from shared.config import Settings
 from shared.crypto import Keyring, credential_aad
 from shared.enums import CredentialType
 from tests.api.conftest import MASK, ORIGINS, SMTP_DATA, assert_error, create_credential, set_plan
-from tests.support.helpers import store_credential
+from tests.support.helpers import insert_step, store_credential
 from tests.support.infra import TEST_MASTER_KEY
 
 SECRET: str = SMTP_DATA["password"]
@@ -319,31 +321,13 @@ class TestDestinationBinding:
         assert response.status_code == 200, response.text
         assert response.json()["Data"]["host"] == "smtp2.example.org"
 
-    async def test_an_http_credential_needs_origins_and_steps_must_call_them(
+    async def test_an_http_credential_with_origins_refuses_steps_elsewhere(
         self, api: httpx.AsyncClient
     ) -> None:
-        assert_error(
-            await api.post(
-                "/api/v4/workflows/credentials",
-                json={"Name": "b", "CredentialType": 5, "Data": {"token": "t"}},
-            ),
-            400,
-            "Data.allowedOrigins",
-        )
         bearer = await create_credential(api, 5, {"token": "t", "allowedOrigins": ORIGINS})
         assert bearer["Data"]["allowedOrigins"] == ORIGINS
-        workflow = (await api.post("/api/v4/workflows", json={"Name": "w", "TriggerEventType": 0})).json()
-
-        def step(url: str) -> dict[str, Any]:
-            return {
-                "ActionType": 3,
-                "StepOrder": 1,
-                "OutputTemplate": "x",
-                "WorkflowCredentialId": bearer["WorkflowCredentialId"],
-                "ActionConfig": json.dumps({"url": url}),
-            }
-
-        path = f"/api/v4/workflows/{workflow['WorkflowId']}/steps"
+        path = await _steps_path(api)
+        step = _bearer_step(bearer["WorkflowCredentialId"])
         for elsewhere in ("https://attacker.example/collect", "https://cad.example.org:8443/x"):
             assert_error(
                 await api.post(path, json=step(elsewhere)), 400, "ActionConfig.url", "cad.example.org"
@@ -352,27 +336,146 @@ class TestDestinationBinding:
         # A templated URL can only be checked when it is sent (the executor refuses other origins).
         assert (await api.post(path, json=step("https://{{ call.host }}/hook"))).status_code == 200
 
-    async def test_a_credential_stored_without_origins_must_be_bound_before_a_step_uses_it(
+    async def test_a_credential_without_origins_is_pinned_by_its_first_step(
+        self, api: httpx.AsyncClient
+    ) -> None:
+        # CONTRACT.md §5 clients send only the token: that must keep working.
+        bearer = await create_credential(api, 5, {"token": "t"})
+        cid = bearer["WorkflowCredentialId"]
+        assert "allowedOrigins" not in bearer["Data"]
+        path = await _steps_path(api)
+        step = _bearer_step(cid)
+        # A template cannot pin it: the 400 says to set the origins on the credential.
+        assert_error(
+            await api.post(path, json=step("https://{{ call.host }}/hook")),
+            400,
+            "WorkflowCredentialId",
+            "allowedOrigins",
+        )
+        assert "allowedOrigins" not in await _credential_data(api, cid)
+        first = await api.post(path, json=step("https://CAD.example.org/hook"))
+        assert first.status_code == 200, first.text
+        assert (await _credential_data(api, cid))["allowedOrigins"] == ORIGINS
+        # From now on it is bound: another origin is refused, on add and on update.
+        assert_error(
+            await api.post(path, json=step("https://attacker.example/x")), 400, "ActionConfig.url", ORIGINS[0]
+        )
+        moved = await api.put(
+            f"{path}/{first.json()['WorkflowStepId']}", json=step("https://attacker.example/x")
+        )
+        assert_error(moved, 400, "ActionConfig.url", ORIGINS[0])
+        assert (await api.post(path, json=step("https://cad.example.org/other"))).status_code == 200
+        # A client that does not know the field (renames it, secret masked) keeps the pinned origins.
+        renamed = await api.put(
+            f"/api/v4/workflows/credentials/{cid}",
+            json={"Name": "r", "CredentialType": 5, "Data": {"token": MASK}},
+        )
+        assert renamed.status_code == 200, renamed.text
+        assert renamed.json()["Data"]["allowedOrigins"] == ORIGINS
+
+    async def test_concurrent_first_steps_pin_a_credential_to_one_origin(
+        self, api: httpx.AsyncClient, db: AsyncEngine, department_id: int
+    ) -> None:
+        await set_plan(db, department_id, "Paid")  # six workflows
+        cid = (await create_credential(api, 5, {"token": "t"}))["WorkflowCredentialId"]
+        step = _bearer_step(cid)
+        # Steps in different workflows (no shared workflow lock), each given the credential at once.
+        paths = []
+        for _ in range(6):
+            path = await _steps_path(api)
+            created = await api.post(path, json={**step("https://x.example/"), "WorkflowCredentialId": None})
+            paths.append(f"{path}/{created.json()['WorkflowStepId']}")
+        responses = await asyncio.gather(
+            *(api.put(path, json=step(f"https://h{n}.example/hook")) for n, path in enumerate(paths))
+        )
+        accepted = [n for n, response in enumerate(responses) if response.status_code == 200]
+        assert len(accepted) == 1, [r.text for r in responses]
+        assert (await _credential_data(api, cid))["allowedOrigins"] == [f"https://h{accepted[0]}.example"]
+
+    async def test_a_legacy_credential_used_by_steps_is_pinned_to_their_origins(
         self, api: httpx.AsyncClient, db: AsyncEngine, settings: Settings, department_id: int
     ) -> None:
         async with db.begin() as conn:
             cid = await store_credential(
                 conn, settings, department_id, CredentialType.HttpBearer, {"token": "legacy-secret"}
             )
-        workflow = (await api.post("/api/v4/workflows", json={"Name": "w", "TriggerEventType": 0})).json()
-        response = await api.post(
-            f"/api/v4/workflows/{workflow['WorkflowId']}/steps",
-            json={
-                "ActionType": 3,
-                "StepOrder": 1,
-                "OutputTemplate": "x",
-                "WorkflowCredentialId": cid,
-                "ActionConfig": json.dumps({"url": "https://cad.example.org/hook"}),
-            },
+        path = await _steps_path(api)
+        workflow_id = int(path.split("/")[-2])
+        async with db.begin() as conn:  # a step saved before credentials had origins
+            old_step = await insert_step(
+                conn,
+                workflow_id,
+                action_type=3,
+                step_order=1,
+                template="x",
+                config={"url": "https://cad.example.org/hook"},
+                credential_id=cid,
+            )
+        step = _bearer_step(cid)
+        # A new step (or the old one, re-pointed) cannot take the secret elsewhere, nor pin it there.
+        assert_error(
+            await api.post(path, json=step("https://attacker.example/x")), 400, "ActionConfig.url", ORIGINS[0]
         )
+        assert_error(
+            await api.put(f"{path}/{old_step}", json=step("https://attacker.example/x")),
+            400,
+            "ActionConfig.url",
+            ORIGINS[0],
+        )
+        assert "allowedOrigins" not in await _credential_data(api, cid)
+        assert (await api.post(path, json=step("https://cad.example.org/new"))).status_code == 200
+        assert (await _credential_data(api, cid))["allowedOrigins"] == ORIGINS
+
+    async def test_a_legacy_credential_whose_steps_are_templated_needs_origins_set(
+        self, api: httpx.AsyncClient, db: AsyncEngine, settings: Settings, department_id: int
+    ) -> None:
+        async with db.begin() as conn:
+            cid = await store_credential(
+                conn, settings, department_id, CredentialType.HttpBearer, {"token": "legacy-secret"}
+            )
+        path = await _steps_path(api)
+        async with db.begin() as conn:
+            await insert_step(
+                conn,
+                int(path.split("/")[-2]),
+                action_type=3,
+                step_order=1,
+                template="x",
+                config={"url": "https://{{ call.host }}/hook"},
+                credential_id=cid,
+            )
+        response = await api.post(path, json=_bearer_step(cid)("https://cad.example.org/hook"))
         assert_error(response, 400, "WorkflowCredentialId", "allowedOrigins")
-        # Binding it needs the secret again: a stolen admin token cannot bind it to its own server.
+        # Setting them needs the secret again: a stolen admin token cannot bind it to its own server.
         bind = {"Name": "b", "CredentialType": 5, "Data": {"token": MASK, "allowedOrigins": ORIGINS}}
         assert_error(await api.put(f"/api/v4/workflows/credentials/{cid}", json=bind), 400, "Data.token")
         bind["Data"]["token"] = "legacy-secret"
         assert (await api.put(f"/api/v4/workflows/credentials/{cid}", json=bind)).status_code == 200
+        assert (
+            await api.post(path, json=_bearer_step(cid)("https://cad.example.org/hook"))
+        ).status_code == 200
+
+
+async def _steps_path(api: httpx.AsyncClient) -> str:
+    workflow = (await api.post("/api/v4/workflows", json={"Name": "w", "TriggerEventType": 0})).json()
+    return f"/api/v4/workflows/{workflow['WorkflowId']}/steps"
+
+
+async def _credential_data(api: httpx.AsyncClient, credential_id: int) -> dict[str, Any]:
+    response = await api.get(f"/api/v4/workflows/credentials/{credential_id}")
+    assert response.status_code == 200, response.text
+    data: dict[str, Any] = response.json()["Data"]
+    return data
+
+
+def _bearer_step(credential_id: int) -> Callable[[str], dict[str, Any]]:
+    def step(url: str) -> dict[str, Any]:
+        return {
+            "ActionType": 3,
+            "StepOrder": 1,
+            "OutputTemplate": "x",
+            "WorkflowCredentialId": credential_id,
+            "ActionConfig": json.dumps({"url": url}),
+        }
+
+    return step

@@ -108,9 +108,9 @@ REQUIRED: dict[C, list[str]] = {
     C.Ftp: ["host", "username", "password"],
     C.Sftp: ["host", "username", "privateKey"],
     C.AwsS3: ["accessKeyId", "secretAccessKey", "bucketName"],
-    C.HttpBearer: ["token", "allowedOrigins"],
-    C.HttpBasic: ["username", "password", "allowedOrigins"],
-    C.HttpApiKey: ["apiKey", "allowedOrigins"],
+    C.HttpBearer: ["token"],
+    C.HttpBasic: ["username", "password"],
+    C.HttpApiKey: ["apiKey"],
     C.MicrosoftTeams: ["webhookUrl"],
     C.Slack: [],
     C.Discord: ["webhookUrl"],
@@ -576,14 +576,30 @@ def test_re_pointing_a_credential_requires_its_secrets_again(
     assert merge_update(ctype, stored, {**stored, **dict.fromkeys(secrets, MASK)}) == stored
 
 
+@pytest.mark.parametrize("ctype", [C.HttpBearer, C.HttpBasic, C.HttpApiKey])
+def test_http_credentials_may_be_stored_without_origins(ctype: C) -> None:
+    # CONTRACT.md §5 clients send only the type's own fields; the API pins the origin on first use.
+    data = {k: v for k, v in VALID[ctype].items() if k != "allowedOrigins"}
+    assert "allowedOrigins" not in validate_credential_data(ctype, data)
+
+
 def test_a_credential_stored_without_origins_is_bound_only_with_its_secret_again() -> None:
-    legacy = {"token": "old-secret"}  # stored before HTTP credentials had allowedOrigins
+    legacy = {"token": "old-secret"}  # stored before origins, or not yet pinned by a step
     with pytest.raises(CredentialValidationError) as info:
         merge_update(C.HttpBearer, legacy, {"token": MASK, "allowedOrigins": ["https://api.example.org"]})
     assert "sent again" in dict(info.value.fields)["Data.token"]
+    assert merge_update(C.HttpBearer, legacy, {"token": MASK}) == legacy
+
+
+def test_an_update_that_leaves_out_origins_keeps_them_and_null_clears_them() -> None:
+    pinned = {"token": "secret", "allowedOrigins": ["https://api.example.org"]}
+    assert merge_update(C.HttpBearer, pinned, {"TOKEN": MASK}) == pinned
+    assert merge_update(C.HttpBearer, pinned, {"token": "new"}) == {**pinned, "token": "new"}
+    # Clearing them moves where the secret may go: only with the secret sent again.
     with pytest.raises(CredentialValidationError) as info:
-        merge_update(C.HttpBearer, legacy, {"token": MASK})
-    assert dict(info.value.fields)["Data.allowedOrigins"] == "is required"
+        merge_update(C.HttpBearer, pinned, {"token": MASK, "allowedOrigins": None})
+    assert "sent again" in dict(info.value.fields)["Data.token"]
+    assert merge_update(C.HttpBearer, pinned, {"token": "new", "allowedOrigins": None}) == {"token": "new"}
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,8 @@ class CredentialRepository:
             WorkflowCredential.department_id == department_id,
         )
         if for_update:
-            stmt = stmt.with_for_update()
+            # A locked read must see the row as it is now, not a copy the session loaded before.
+            stmt = stmt.with_for_update().execution_options(populate_existing=True)
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
     async def list(self, department_id: int) -> Sequence[WorkflowCredential]:

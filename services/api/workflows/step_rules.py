@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.credentials.repository import CredentialRepository
 from services.api.errors import ValidationFailed
 from services.api.workflows.schemas import WorkflowStepInput
 from shared.action_configs import ActionConfigError, is_template, parse_action_config
-from shared.credential_types import ORIGIN_BOUND, url_origin
+from shared.credential_types import MAX_ORIGINS, ORIGIN_BOUND, url_origin
 from shared.enums import ACTION_CREDENTIALS, ActionType, CredentialType
+from shared.models import Workflow, WorkflowCredential, WorkflowStep
 from shared.templating import TemplateError, validate_condition, validate_config, validate_template
 
 
@@ -35,16 +37,19 @@ async def check_step(session: AsyncSession, department_id: int, data: WorkflowSt
             validate_condition(condition)
         except TemplateError as exc:
             errors.append(("ConditionExpression", exc.message))
-    credential_errors, origins = await _credential_errors(
+    credential_errors, credential = await _credential_errors(
         session, department_id, action, data.WorkflowCredentialId
     )
     errors.extend(credential_errors)
+    pin: list[str] | None = None
     try:
         config = parse_action_config(
             action, data.ActionConfig, has_credential=data.WorkflowCredentialId is not None
         )
         validate_config(config)
-        errors.extend(_origin_errors(config, origins, data.WorkflowCredentialId))
+        if credential is not None:
+            origin_errors, pin = await _origin_errors(session, department_id, config, credential)
+            errors.extend(origin_errors)
     except ActionConfigError as exc:
         errors.extend(exc.fields)
     except TemplateError as exc:
@@ -52,12 +57,18 @@ async def check_step(session: AsyncSession, department_id: int, data: WorkflowSt
     if errors:
         summary = "; ".join(f"{field}: {message}" for field, message in errors[:5])
         raise ValidationFailed(f"The step is invalid: {summary}", fields=errors)
+    if credential is not None and pin is not None:
+        # Pin on first use: the credential row is locked (by _origin_errors), so this transaction
+        # decides its origins; they are public data, and the ciphertext is bound to the row id only.
+        credential.public_data = {**credential.public_data, "allowedOrigins": pin}
+        credential.updated_on = func.now()
+        await session.flush()
 
 
 async def _credential_errors(
     session: AsyncSession, department_id: int, action: ActionType, credential_id: int | None
-) -> tuple[list[tuple[str, str]], list[str] | None]:
-    """Problems with the step's credential, and the origins it is bound to (None: not an HTTP one)."""
+) -> tuple[list[tuple[str, str]], WorkflowCredential | None]:
+    """Problems with the step's credential, and the credential when it is an origin-bound (HTTP) one."""
     allowed = ACTION_CREDENTIALS[action]
     names = ", ".join(sorted(t.name for t in allowed if t is not None))
     if credential_id is None:
@@ -80,25 +91,60 @@ async def _credential_errors(
         ], None
     if ctype not in ORIGIN_BOUND:
         return [], None
-    origins = list(credential.public_data.get("allowedOrigins") or [])
-    if not origins:  # stored before credentials were bound to origins
+    return [], credential
+
+
+async def _origin_errors(
+    session: AsyncSession, department_id: int, config: dict[str, Any], credential: WorkflowCredential
+) -> tuple[list[tuple[str, str]], list[str] | None]:
+    """Check the step's URL against the credential's origins; for a credential without origins,
+    also work out the origins to pin it to (returned second; None: nothing to pin)."""
+    credential_id = credential.workflow_credential_id
+    url = config.get("url")
+    templated = not isinstance(url, str) or is_template(url)
+    origins = _origins(credential)
+    if not origins:
+        # Lock the row before deciding, so two steps saved at once cannot pin it to different origins.
+        locked = await CredentialRepository.from_session(session).get(
+            department_id, credential_id, for_update=True
+        )
+        origins = _origins(locked) if locked is not None else []
+    if origins:
+        # A templated URL is checked by the executor when it sends.
+        return ([] if templated else _url_errors(str(url), origins, credential_id)), None
+    if templated:
         return [
             (
                 "WorkflowCredentialId",
-                f"credential {credential_id} has no allowedOrigins: set the origins it may be sent to "
-                "(and send its secret again) before a step uses it",
+                f"credential {credential_id} has no allowedOrigins and a templated URL cannot pin it: "
+                "set allowedOrigins on the credential (sending its secret again)",
             )
         ], None
-    return [], origins
+    origin = url_origin(str(url))
+    if origin is None:  # not an https URL: parse_action_config reports it
+        return [], None
+    used, used_origins = await _step_origins(session, department_id, credential_id)
+    if not used:
+        return [], [origin]
+    # Already used by steps saved before origins existed: pin it to where those steps send it, so a
+    # new step cannot move the secret to another server.
+    if not used_origins or len(used_origins) > MAX_ORIGINS:
+        return [
+            (
+                "WorkflowCredentialId",
+                f"credential {credential_id} has no allowedOrigins and its steps' URLs do not say where "
+                "it may go: set allowedOrigins on the credential (sending its secret again)",
+            )
+        ], None
+    pin = sorted(used_origins)
+    return _url_errors(str(url), pin, credential_id), pin
 
 
-def _origin_errors(
-    config: dict[str, Any], origins: list[str] | None, credential_id: int | None
-) -> list[tuple[str, str]]:
-    """A static URL must be on one of the credential's origins; a templated one is checked when sent."""
-    url = config.get("url")
-    if origins is None or not isinstance(url, str) or is_template(url):
-        return []
+def _origins(credential: WorkflowCredential) -> list[str]:
+    return list(credential.public_data.get("allowedOrigins") or [])
+
+
+def _url_errors(url: str, origins: list[str], credential_id: int) -> list[tuple[str, str]]:
     origin = url_origin(url)
     if origin in origins:
         return []
@@ -108,3 +154,24 @@ def _origin_errors(
             f"is on {origin}, but credential {credential_id} may only be sent to {', '.join(origins)}",
         )
     ]
+
+
+async def _step_origins(
+    session: AsyncSession, department_id: int, credential_id: int
+) -> tuple[bool, set[str]]:
+    """Whether any saved step uses the credential, and the origins of those steps' static URLs."""
+    stmt = (
+        select(WorkflowStep.action_type, WorkflowStep.action_config)
+        .join(Workflow, Workflow.workflow_id == WorkflowStep.workflow_id)
+        .where(WorkflowStep.workflow_credential_id == credential_id, Workflow.department_id == department_id)
+    )
+    rows = (await session.execute(stmt)).all()
+    origins: set[str] = set()
+    for action_type, raw in rows:
+        try:
+            url = parse_action_config(ActionType(action_type), raw).get("url")
+        except (ActionConfigError, ValueError):
+            continue
+        if isinstance(url, str) and not is_template(url) and (origin := url_origin(url)) is not None:
+            origins.add(origin)
+    return bool(rows), origins

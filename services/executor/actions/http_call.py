@@ -113,8 +113,8 @@ def _https_url(raw: str) -> httpx.URL:
 
 
 def _check_origin(credential: Mapping[str, Any] | None, url: httpx.URL) -> None:
-    """An HTTP credential goes only to the origins set on it; a credential stored before origins
-    existed has none and is not bound (the API asks for them before a step can use it again)."""
+    """An HTTP credential goes only to the origins set on it. One without origins has not been used
+    by a step saved since origins existed (the API pins it then) and is not bound here."""
     allowed = (credential or {}).get("allowedOrigins")
     if not allowed:
         return
