@@ -184,6 +184,9 @@ FAKE_SECRETS = {
     "WF_DATABASE_URL": "postgresql+psycopg://u:p@db:5432/workflows",
     "WF_JWT_SECRET": "a-real-looking-jwt-secret-for-validation-only",
     "WF_MASTER_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+    # Kafka logins come from secretKeyRefs of their own (a Strimzi KafkaUser's Secret, say).
+    "WF_KAFKA_SASL_PASSWORD": "a-kafka-password-for-validation-only",
+    "WF_KAFKA_SSL_KEY_PASSWORD": "a-key-password-for-validation-only",
 }
 
 
@@ -222,7 +225,7 @@ def containers(objects: list[dict[str, Any]], kind: str = "Deployment") -> Itera
             if "configMapRef" in source:
                 env.update(config_maps[source["configMapRef"]["name"]]["data"])
             elif source["secretRef"]["name"] == SECRET_NAME:  # the kustomize base's and the chart's
-                env.update(FAKE_SECRETS)
+                env.update({k: v for k, v in FAKE_SECRETS.items() if "KAFKA" not in k})
         for entry in spec.get("env", []):
             if "value" in entry:
                 env[entry["name"]] = entry["value"]
