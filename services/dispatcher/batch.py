@@ -37,6 +37,7 @@ from services.dispatcher.events import ParsedEvent, PoisonMessage, dead_letter_h
 from services.dispatcher.matching import MatchIndex
 from services.dispatcher.rate_limit import count_daily_runs, take_slots
 from shared.config import Settings
+from shared.db.engine import StatementPool
 from shared.enums import EventType, Plan, RunStatus
 from shared.kafka.batches import Rest
 from shared.logging import get_logger
@@ -118,12 +119,18 @@ def daily_cap_message(plan: Plan, cap: int) -> str:
 
 class BatchDispatcher:
     def __init__(
-        self, engine: AsyncEngine, producer: AIOKafkaProducer, settings: Settings, index: MatchIndex
+        self,
+        engine: AsyncEngine,
+        producer: AIOKafkaProducer,
+        settings: Settings,
+        index: MatchIndex,
+        heads: StatementPool,
     ) -> None:
         self.engine = engine
         self.producer = producer
         self.settings = settings
         self.index = index
+        self.heads = heads
 
     async def handle(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> Rest | None:
         """Store the batch's runs (committed when this returns); returns the hand-off of the due ones to
@@ -139,6 +146,8 @@ class BatchDispatcher:
                 poison.append(parsed)
         await self._dead_letter(poison)
         metrics.EVENTS_CONSUMED.inc(len(records))
+        if events:
+            await self._catch_up()
 
         candidates: list[tuple[ParsedEvent, int]] = []
         for event in events:
@@ -157,6 +166,17 @@ class BatchDispatcher:
             metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
 
         return hand_off
+
+    async def _catch_up(self) -> None:
+        """Read-your-writes: every change committed before these events were fetched is in the index
+        before they are matched (the background refresh usually got there first: then this is one
+        single-row read)."""
+        if await self.index.is_current(self.heads):
+            return
+        async with self.engine.connect() as conn:
+            reloaded = await self.index.refresh(conn)
+        metrics.INDEX_CATCH_UPS.inc()
+        log.info("index.caught_up", departments=reloaded, change_id=self.index.applied)
 
     async def _dead_letter(self, poison: Sequence[PoisonMessage]) -> None:
         if not poison:
