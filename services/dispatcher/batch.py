@@ -60,11 +60,11 @@ INSERT_RUNS = text(
     """
     INSERT INTO workflow_runs (workflow_id, department_id, status, trigger_event_type, event_id, attempt_number,
                                is_test, input_payload, occurred_on, queued_on, published_on)
-    SELECT t.workflow_id, t.department_id, 0, t.event_type, t.event_id, 1, false, t.payload, t.occurred_on, now(),
-           now()
+    SELECT t.workflow_id, t.department_id, 0, t.event_type, t.event_id, 1, coalesce(t.is_test, false), t.payload,
+           t.occurred_on, now(), now()
     FROM jsonb_to_recordset(CAST(:rows AS jsonb))
          AS t(workflow_id int, department_id int, event_type int, event_id text, payload jsonb,
-              occurred_on timestamptz)
+              occurred_on timestamptz, is_test boolean)
     JOIN workflows w ON w.workflow_id = t.workflow_id AND w.department_id = t.department_id
     ON CONFLICT (workflow_id, event_id) DO NOTHING
     RETURNING workflow_run_id, workflow_id, event_id, queued_on
@@ -78,7 +78,7 @@ EXISTING_WAITING_RUNS = text(
     SELECT r.workflow_run_id, r.workflow_id, r.event_id, r.queued_on
     FROM jsonb_to_recordset(CAST(:keys AS jsonb)) AS k(workflow_id int, event_id text)
     JOIN workflow_runs r ON r.workflow_id = k.workflow_id AND r.event_id = k.event_id
-    WHERE r.status = 0 AND r.next_attempt_on IS NULL AND NOT r.is_test
+    WHERE r.status = 0 AND r.next_attempt_on IS NULL
     """
 )
 
@@ -108,6 +108,7 @@ class NewRun:
     error: str | None = None
     traceparent: bytes | None = None
     redelivered: bool = False  # stored by an earlier delivery of its event, counted against the limits then
+    is_test: bool = False
 
 
 def daily_cap_message(plan: Plan, cap: int) -> str:
@@ -146,12 +147,18 @@ class BatchDispatcher:
                 poison.append(parsed)
         await self._dead_letter(poison)
         metrics.EVENTS_CONSUMED.inc(len(records))
-        if events:
+        if any(event.test_workflow_id is None for event in events):
             await self._catch_up()
 
         candidates: list[tuple[ParsedEvent, int]] = []
         for event in events:
-            matched = self.index.match(event.envelope.DepartmentId, int(event.envelope.EventType))
+            # A test event is for the one workflow it names (enabled or not; the insert checks that it
+            # belongs to the event's department); it is counted against the limits like any run.
+            matched = (
+                (event.test_workflow_id,)
+                if event.test_workflow_id is not None
+                else self.index.match(event.envelope.DepartmentId, int(event.envelope.EventType))
+            )
             if not matched:
                 metrics.EVENTS_UNMATCHED.inc()
             candidates.extend((event, workflow_id) for workflow_id in matched)
@@ -248,16 +255,17 @@ class BatchDispatcher:
         order: dict[tuple[int, str], tuple[int, ParsedEvent]] = {}
         for position, event, workflow_id in candidates:
             env = event.envelope
-            rows.append(
-                {
-                    "workflow_id": workflow_id,
-                    "department_id": env.DepartmentId,
-                    "event_type": int(env.EventType),
-                    "event_id": env.EventId,
-                    "payload": orjson.Fragment(event.payload_json),
-                    "occurred_on": env.OccurredOn,
-                }
-            )
+            row: dict[str, object] = {
+                "workflow_id": workflow_id,
+                "department_id": env.DepartmentId,
+                "event_type": int(env.EventType),
+                "event_id": env.EventId,
+                "payload": orjson.Fragment(event.payload_json),
+                "occurred_on": env.OccurredOn,
+            }
+            if event.test_workflow_id is not None:
+                row["is_test"] = True
+            rows.append(row)
             order.setdefault((workflow_id, env.EventId), (position, event))
         result = await conn.execute(INSERT_RUNS, {"rows": orjson.dumps(rows).decode()})
         runs = [self._run(order, *row) for row in result]
@@ -293,6 +301,7 @@ class BatchDispatcher:
             queued_on,
             traceparent=event.traceparent,
             redelivered=redelivered,
+            is_test=event.test_workflow_id is not None,
         )
 
     async def _apply_limits(self, conn: AsyncConnection, runs: list[NewRun]) -> None:
@@ -366,6 +375,7 @@ class BatchDispatcher:
                     WorkflowId=run.workflow_id,
                     DepartmentId=run.department_id,
                     Status=RunStatus.Failed,
+                    IsTest=run.is_test,
                     QueuedOn=run.queued_on,
                     CompletedOn=run.queued_on,
                     ErrorMessage=run.error,

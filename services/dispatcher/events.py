@@ -9,7 +9,7 @@ import orjson
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
-from shared.messages import EventEnvelope
+from shared.messages import TEST_WORKFLOW_HEADER, EventEnvelope
 from shared.tracing import traceparent
 
 # "\u0000" in JSON text, but not an escaped backslash followed by "u0000"
@@ -21,6 +21,7 @@ class ParsedEvent:
     envelope: EventEnvelope
     payload_json: str
     traceparent: bytes | None = None  # W3C trace context of the producer, carried on to the run
+    test_workflow_id: int | None = None  # set for the API's test events (TEST_WORKFLOW_HEADER)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +70,16 @@ def parse_event(record: ConsumerRecord[bytes, bytes], max_bytes: int) -> ParsedE
         return PoisonMessage(
             record, "the message contains a NUL character (U+0000), which cannot be stored", "invalid_content"
         )
-    return ParsedEvent(envelope, payload_json, traceparent(record.headers))
+    test_workflow_id = None
+    for name, header in record.headers or ():
+        if name == TEST_WORKFLOW_HEADER:
+            text = header.decode("ascii", "replace") if header else ""
+            if not text.isdigit() or not 0 < int(text) < 2**31:
+                return PoisonMessage(
+                    record, f"the {TEST_WORKFLOW_HEADER} header is not a workflow id", "invalid_shape"
+                )
+            test_workflow_id = int(text)
+    return ParsedEvent(envelope, payload_json, traceparent(record.headers), test_workflow_id)
 
 
 def dead_letter_headers(poison: PoisonMessage) -> list[tuple[str, bytes]]:

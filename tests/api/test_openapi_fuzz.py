@@ -6,10 +6,12 @@ thread's event loop), like a deployed server. Bounded: a few examples per operat
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import hypothesis
@@ -23,18 +25,51 @@ from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from services.api.app import create_app
+from services.dispatcher.service import DispatcherService
 from shared.config import Settings
 from tests.conftest import token_for
+from tests.support.helpers import isolated
 from wf.procs import free_port
 
 BUDGET_S = 60.0
 EXAMPLES = 8
 
 
+@contextmanager
+def dispatcher_thread(settings: Settings) -> Iterator[None]:
+    """A dispatcher on a thread (and event loop) of its own: a test run is created by the dispatcher
+    from the API's test event, and this test's own loop is blocked while it runs."""
+    stop = threading.Event()
+    started = threading.Event()
+
+    async def serve() -> None:
+        service = DispatcherService(settings, side_port=free_port())
+        await service.start()
+        started.set()
+        try:
+            while not stop.is_set():
+                await asyncio.sleep(0.1)
+        finally:
+            await service.stop()
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),), name="fuzz-dispatcher", daemon=True)
+    thread.start()
+    assert started.wait(60), "the dispatcher did not start"
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+
+
 @pytest.fixture(scope="module")
 def live_api(settings: Settings) -> Iterator[tuple[str, dict[str, Any]]]:
-    # The fuzzer may hit /test on a workflow it created: don't wait 30 s for an executor.
-    app = create_app(settings.model_copy(update={"test_wait_s": 0.5}))
+    # Topics of its own, served by a dispatcher of its own. The fuzzer may hit /test on a workflow it
+    # created: don't wait 30 s for an executor (the run is returned as it stands).
+    settings = isolated(settings, test_wait_s=0.5)
+    stack = ExitStack()
+    stack.enter_context(dispatcher_thread(settings))
+    app = create_app(settings)
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
@@ -51,6 +86,7 @@ def live_api(settings: Settings) -> Iterator[tuple[str, dict[str, Any]]]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+        stack.close()
 
 
 def _fuzz(
