@@ -43,7 +43,7 @@ from shared.kafka.batches import Rest
 from shared.logging import get_logger
 from shared.messages import RunOutcome
 from shared.plans import limits_for
-from shared.runs_outbox import RunToPublish, produce_outcomes, produce_runs
+from shared.runs_outbox import RunToPublish, announce_outcomes, produce_runs
 from shared.tracing import context_from_headers, kafka_headers, tracer
 
 log = get_logger(__name__)
@@ -86,7 +86,8 @@ SETTLE_RUNS = text(
     """
     UPDATE workflow_runs r
     SET status = t.status, next_attempt_on = t.next_attempt_on, error_message = t.error,
-        completed_on = CASE WHEN t.status = 3 THEN now() END, published_on = NULL
+        completed_on = CASE WHEN t.status = 3 THEN now() END, published_on = NULL,
+        outcome_pending_since = CASE WHEN t.status = 3 THEN now() END
     FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS int[]), CAST(:next AS timestamptz[]),
                 CAST(:errors AS text[])) AS t(id, status, next_attempt_on, error)
     WHERE r.workflow_run_id = t.id
@@ -366,7 +367,9 @@ class BatchDispatcher:
             self.settings,
             [RunToPublish(r.run_id, r.department_id, headers=_dispatch_span(r)) for r in due],
         )
-        await produce_outcomes(
+        # The capped runs' outcomes: their rows are the outbox (the scheduler publishes what fails here).
+        await announce_outcomes(
+            self.engine,
             self.producer,
             self.settings,
             [

@@ -29,3 +29,7 @@ INDEX_CATCH_UPS = Counter(
     "wf_dispatcher_index_catch_ups_total",
     "Batches that found the matching index behind the change log and caught it up before matching",
 )
+OUTCOMES_REPUBLISHED = Counter(
+    "wf_dispatcher_outcomes_republished_total",
+    "Run outcomes published by the scheduler because their first publish was not acknowledged",
+)

@@ -86,6 +86,7 @@ SETTLE = """
     SET status = t.status, completed_on = CASE WHEN t.final THEN now() END, error_message = t.error,
         next_attempt_on = t.next_attempt_on, attempt_number = t.attempt,
         published_on = CASE WHEN t.final THEN r.published_on END,
+        outcome_pending_since = CASE WHEN t.final THEN now() END,
         lease_owner = NULL, lease_until = NULL
     FROM jsonb_to_recordset(CAST(%(rows)s AS jsonb))
         AS t(run_id bigint, status int, final boolean, error text, next_attempt_on timestamptz, attempt int)
@@ -93,6 +94,13 @@ SETTLE = """
     RETURNING r.workflow_run_id, r.workflow_id, r.department_id, r.queued_on, r.started_on, r.completed_on,
               r.is_test
     """
+
+
+# The outcome outbox (shared/runs_outbox.py): cleared once the outcome message is acknowledged.
+CLEAR_OUTCOMES_PENDING = (
+    "UPDATE workflow_runs SET outcome_pending_since = NULL "
+    "WHERE workflow_run_id = ANY(CAST(%(ids)s AS bigint[])) AND outcome_pending_since IS NOT NULL"
+)
 
 
 def _storable(value: str | None) -> str | None:
@@ -186,6 +194,7 @@ class RunStore:
         self._claims = Coalescer[int, ClaimRow | None]("claim", self._claim_batch)
         self._records = Coalescer[StepRecord, None]("record_step", self._record_batch)
         self._settlements = Coalescer[Settlement, tuple[Any, ...] | None]("settle", self._settle_batch)
+        self._announced = Coalescer[int, None]("outcome_published", self._announced_batch)
 
     async def claim(self, run_id: int) -> ClaimRow | None:
         """Claim the run and read its workflow and steps in the same round trip.
@@ -225,6 +234,15 @@ class RunStore:
             cursor = await conn.execute(SETTLE, {"rows": rows, "owner": self.owner})
             settled = {row[0]: tuple(row[1:]) for row in await cursor.fetchall()}
         return [settled.pop(s.run_id, None) for s in settlements]
+
+    async def outcome_published(self, run_id: int) -> None:
+        """The run's outcome message was acknowledged: its outbox mark goes."""
+        await self._announced.submit(run_id)
+
+    async def _announced_batch(self, run_ids: Sequence[int]) -> list[None]:
+        async with self.db.connection() as conn:
+            await conn.execute(CLEAR_OUTCOMES_PENDING, {"ids": sorted(set(run_ids))})
+        return [None] * len(run_ids)
 
     async def ledger(self, run_id: int) -> dict[int, str]:
         async with self.db.connection() as conn:

@@ -24,8 +24,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.dispatcher.service import DispatcherService
 from shared.config import Settings
 from tests.conftest import token_for
+from tests.peers.https_server import HttpsPeer
+from tests.peers.tls import LocalCA
 from tests.support.helpers import event, fetch, isolated, wait_for
 from tests.support.live_api import live_api
+from tests.support.services import running_services
 from wf.procs import free_port
 
 _departments = itertools.count(7_000_000 + int(time.time()) % 50_000 * 40)
@@ -245,3 +248,54 @@ async def test_two_hundred_saves_each_followed_at_once_by_an_event(cfg: Settings
     wrong = len(expected - found) + len(found & unexpected)
     assert wrong == 0, f"{tries - wrong}/{tries} matched as saved"
     assert all(r.index.applied > 0 for r in replicas)
+
+
+async def test_step_changes_apply_to_the_next_event(
+    cfg: Settings, db: AsyncEngine, local_ca: LocalCA
+) -> None:
+    """A step changed, removed or added, and an event at once: the run performs the steps as saved."""
+    department_id = next(_departments)
+    async with (
+        HttpsPeer(local_ca, hostnames=["127.0.0.1", "localhost"]) as peer,
+        running_services(cfg, health=False) as services,
+        event_producer(cfg) as producer,
+    ):
+        await wait_for_assignment([services["dispatcher"]], cfg.partitions_events)  # type: ignore[list-item]
+        with live_api(cfg) as base_url:
+            async with client(base_url, cfg, department_id) as api:
+
+                def step(path: str) -> dict[str, Any]:
+                    url = peer.url(path, host="127.0.0.1")
+                    return {
+                        "ActionType": 3,
+                        "StepOrder": 1,
+                        "OutputTemplate": "{}",
+                        "ActionConfig": orjson.dumps({"url": url}).decode(),
+                    }
+
+                async def fire_and_wait(path: str) -> None:
+                    await send_event(producer, cfg, event(department_id, 9))
+
+                    async def arrived() -> bool:
+                        return bool(peer.requests_to("POST", path))
+
+                    await wait_for(arrived, timeout=30)
+
+                workflow_id = await create(api)
+                added = await api.post(f"/api/v4/workflows/{workflow_id}/steps", json=step("/first"))
+                assert added.status_code == 200, added.text
+                await fire_and_wait("/first")
+                step_id = added.json()["WorkflowStepId"]
+                changed = await api.put(
+                    f"/api/v4/workflows/{workflow_id}/steps/{step_id}", json=step("/changed")
+                )
+                assert changed.status_code == 200, changed.text
+                await fire_and_wait("/changed")
+                removed = await api.delete(f"/api/v4/workflows/{workflow_id}/steps/{step_id}")
+                assert removed.status_code == 200, removed.text
+                again = await api.post(f"/api/v4/workflows/{workflow_id}/steps", json=step("/added"))
+                assert again.status_code == 200, again.text
+                await fire_and_wait("/added")
+    assert len(peer.requests_to("POST", "/first")) == 1
+    assert len(peer.requests_to("POST", "/changed")) == 1
+    assert len(peer.requests_to("POST", "/added")) == 1
