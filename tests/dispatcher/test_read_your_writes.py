@@ -19,7 +19,9 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
+from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.orm import Session
 
 from services.dispatcher.service import DispatcherService
 from shared.config import Settings
@@ -299,3 +301,30 @@ async def test_step_changes_apply_to_the_next_event(
     assert len(peer.requests_to("POST", "/first")) == 1
     assert len(peer.requests_to("POST", "/changed")) == 1
     assert len(peer.requests_to("POST", "/added")) == 1
+
+
+async def test_the_api_answers_a_save_only_after_its_commit(cfg: Settings, db: AsyncEngine) -> None:
+    """The API's commit precedes its answer: with commits made slow, a workflow (or its change) is in
+    the database the moment the client has the response (a request-scoped session would commit
+    after sending it)."""
+    department_id = next(_departments)
+
+    def slow_commit(session: Session) -> None:
+        time.sleep(0.5)  # on the API's own thread and loop
+
+    with live_api(cfg) as base_url:
+        async with client(base_url, cfg, department_id) as api:
+            sa_event.listen(Session, "before_commit", slow_commit)
+            try:
+                workflow_id = await create(api)
+                created = await fetch(
+                    db, "SELECT is_enabled FROM workflows WHERE workflow_id = :w", w=workflow_id
+                )
+                await update(api, workflow_id, IsEnabled=False)
+                updated = await fetch(
+                    db, "SELECT is_enabled FROM workflows WHERE workflow_id = :w", w=workflow_id
+                )
+            finally:
+                sa_event.remove(Session, "before_commit", slow_commit)
+    assert created == [(True,)]
+    assert updated == [(False,)]
