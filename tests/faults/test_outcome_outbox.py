@@ -23,14 +23,15 @@ pytestmark = pytest.mark.faults
 log = logging.getLogger(__name__)
 
 PUBLISH_TIMEOUT_S = 30  # the producers' request_timeout_ms (shared/kafka/clients.py)
+STEP_REPLY_S = 15.0  # the peer answers the step this long after receiving it: the broker is down by then
 
 
 async def test_outcome_settled_while_the_broker_is_down_is_counted_once_after_it_returns(
     db, settings, infra, local_ca, department_id, api: httpx.AsyncClient
 ):
-    cfg = isolated(settings, unpublished_grace_s=2.0)
+    cfg = isolated(settings, unpublished_grace_s=2.0, http_timeout_s=STEP_REPLY_S + 20)
     async with HttpsPeer(local_ca) as peer, running_services(cfg):
-        peer.reply("POST", "/slow", Reply(200, b"ok", delay=8.0))
+        peer.reply("POST", "/slow", Reply(200, b"ok", delay=STEP_REPLY_S))
         workflow_id, _ = await workflow(db, department_id, http_post(peer, "/slow"))
         producer = AIOKafkaProducer(bootstrap_servers=cfg.kafka_bootstrap, acks="all")
         await producer.start()
@@ -43,15 +44,19 @@ async def test_outcome_settled_while_the_broker_is_down_is_counted_once_after_it
             return bool(peer.requests_to("POST", "/slow"))
 
         await wait_for(step_sent, timeout=30)
-        await stop_kafka(infra)  # the step is still in flight: its reply comes with the broker down
-        assert await wait_final(db, [run_id], timeout=30) == {run_id: 2}
-        pending = await fetch(
-            db, "SELECT outcome_pending_since FROM workflow_runs WHERE workflow_run_id = :r", r=run_id
-        )
-        assert pending[0][0] is not None  # settled, its outcome not acknowledged
-        # Down past the publish timeout: the executor's own attempt to publish gives up.
-        await asyncio.sleep(PUBLISH_TIMEOUT_S + 5)
-        await start_kafka(infra)
+        sent = time.monotonic()
+        try:
+            await stop_kafka(infra)  # the step is still in flight: its reply comes with the broker down
+            assert time.monotonic() - sent < STEP_REPLY_S, "the broker took too long to stop; nothing tested"
+            assert await wait_final(db, [run_id], timeout=60) == {run_id: 2}
+            pending = await fetch(
+                db, "SELECT outcome_pending_since FROM workflow_runs WHERE workflow_run_id = :r", r=run_id
+            )
+            assert pending[0][0] is not None  # settled, its outcome not acknowledged
+            # Down past the publish timeout: the executor's own attempt to publish gives up.
+            await asyncio.sleep(PUBLISH_TIMEOUT_S + 5)
+        finally:
+            await start_kafka(infra)  # also when the test failed: the later fault tests need it
         returned = time.monotonic()
 
         async def counted() -> bool:
