@@ -79,7 +79,7 @@ class MatchIndex:
 
     async def is_current(self, pool: StatementPool) -> bool:
         """Whether the index has applied every committed change: one single-row read (the batch path)."""
-        async with pool.connection() as conn:
+        async with pool.connection(timeout=5) as conn:  # the database down: fail the batch, retry it
             row = await (await conn.execute(HEAD_SQL)).fetchone()
         return row is not None and int(row[0]) <= self.applied
 
