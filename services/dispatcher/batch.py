@@ -38,11 +38,11 @@ from services.dispatcher.matching import MatchIndex
 from services.dispatcher.rate_limit import count_daily_runs, take_slots
 from shared.config import Settings
 from shared.db.engine import StatementPool
-from shared.enums import EventType, Plan, RunStatus
+from shared.enums import EventType, RunStatus
 from shared.kafka.batches import Rest
 from shared.logging import get_logger
 from shared.messages import RunOutcome
-from shared.plans import limits_for
+from shared.plans import daily_cap_message, limits_for
 from shared.runs_outbox import RunToPublish, announce_outcomes, produce_runs
 from shared.tracing import context_from_headers, kafka_headers, tracer
 
@@ -110,13 +110,6 @@ class NewRun:
     traceparent: bytes | None = None
     redelivered: bool = False  # stored by an earlier delivery of its event, counted against the limits then
     is_test: bool = False
-
-
-def daily_cap_message(plan: Plan, cap: int) -> str:
-    return (
-        f"Daily run limit reached: the {plan.value} plan allows {cap} runs per day; "
-        "this run performed no action"
-    )
 
 
 class BatchDispatcher:

@@ -20,11 +20,10 @@ from services.api.workflows.repository import WorkflowRepository
 from shared.auth import Principal
 from shared.enums import FINAL_RUN_STATUSES, EventType, Plan, RunStatus
 from shared.models import WorkflowRun, WorkflowRunLog
-from shared.plans import limits_for
+from shared.plans import DAILY_CAP_PREFIX, limits_for
 from shared.templating import sample_payload
 
 TEST_POLL_S = 0.2
-DAILY_CAP_PREFIX = "Daily run limit reached"  # the dispatcher's message for a run over the daily cap
 
 # The department's plan and the runs it has stored today (the dispatcher's daily counter).
 PLAN_AND_RUNS_TODAY = text(
@@ -164,9 +163,7 @@ class RunService:
                 run = (await session.execute(stmt)).scalar_one_or_none()
                 expired = time.monotonic() >= deadline
                 if run is not None and (RunStatus(run.status) in FINAL_RUN_STATUSES or expired):
-                    if run.status == RunStatus.Failed and (run.error_message or "").startswith(
-                        DAILY_CAP_PREFIX
-                    ):
+                    if _capped_at_daily_limit(run):
                         raise RunLimitReached(run.error_message or DAILY_CAP_PREFIX)
                     return run, await RunRepository.from_session(session).logs(run.workflow_run_id)
                 if expired:
@@ -175,6 +172,15 @@ class RunService:
                         f"it runs when the dispatcher catches up (EventId {test.event_id})"
                     )
             await asyncio.sleep(TEST_POLL_S)
+
+
+def _capped_at_daily_limit(run: WorkflowRun) -> bool:
+    """Failed by the dispatcher at the daily cap (never started), not by a step."""
+    return (
+        run.status == RunStatus.Failed
+        and run.started_on is None
+        and (run.error_message or "").startswith(DAILY_CAP_PREFIX)
+    )
 
 
 def daily_limit_message(plan: Plan, cap: int) -> str:
