@@ -457,4 +457,4 @@ class RunExecutor:
             except Exception as exc:
                 log.warning("run.outcome_not_published", run_id=run.run_id, error=type(exc).__name__)
                 return
-            await self.store.outcome_published(run.run_id)
+            self.store.outcome_published(run.run_id)
