@@ -111,10 +111,10 @@ async def test_payload_must_be_a_json_object(api: httpx.AsyncClient) -> None:
 
 @pytest.fixture
 async def quick_api(settings: Settings, department_id: int) -> AsyncIterator[httpx.AsyncClient]:
-    """An API that waits 3 s (not 30) for a test run, for the runs the per-minute limit defers."""
+    """An API that waits 8 s (not 30) for a test run, for the runs the per-minute limit defers."""
     from services.api.app import create_app
 
-    app = create_app(settings.model_copy(update={"test_wait_s": 3.0}))
+    app = create_app(settings.model_copy(update={"test_wait_s": 8.0}))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         headers = {"Authorization": f"Bearer {token_for(settings, department_id)}"}
