@@ -110,9 +110,10 @@ class Settings(BaseSettings):
 
     dispatcher_batch_max: int = 2000
     scheduler_interval_s: float = 0.5
-    # A due run committed unpublished (API test runs; the dispatcher's runs are covered by their events'
-    # uncommitted offsets instead) whose message was not produced (crash between commit and produce)
-    # is re-published by the scheduler after this many seconds.
+    # A due run committed unpublished (retries, expired leases; the dispatcher's runs are covered by their
+    # events' uncommitted offsets instead) whose message was not produced (crash between commit and
+    # produce), and a final run whose outcome was not acknowledged (broker down, crash), are published by
+    # the scheduler after this many seconds.
     unpublished_grace_s: float = 10.0
 
     executor_concurrency: int = 64

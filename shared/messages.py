@@ -10,6 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.enums import EventType, RunStatus
 
+# The API's test event (POST /{id}/test) names the one workflow it is for in this header; the dispatcher
+# creates that workflow's run (IsTest, also when disabled) under the usual limits.
+TEST_WORKFLOW_HEADER = "wf-test-workflow"
+
 
 class EventEnvelope(BaseModel):
     """A trigger event. ``EventType`` is the int value or the name."""

@@ -56,3 +56,13 @@ LIMITS: dict[Plan, PlanLimits] = {
 
 def limits_for(plan: Plan) -> PlanLimits:
     return LIMITS[plan]
+
+
+DAILY_CAP_PREFIX = "Daily run limit reached"
+
+
+def daily_cap_message(plan: Plan, cap: int) -> str:
+    """The error of a run the dispatcher failed at the daily cap (the test endpoint answers it with 429)."""
+    return (
+        f"{DAILY_CAP_PREFIX}: the {plan.value} plan allows {cap} runs per day; this run performed no action"
+    )

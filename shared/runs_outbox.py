@@ -1,9 +1,15 @@
-"""Hand-off of runs to executors: the run row is the outbox.
+"""Hand-off of runs to executors, and of outcomes to the health service: the run row is the outbox.
 
 A run row is committed first with ``published_on`` NULL; its run message is produced after the
 commit and the row is then marked published. If a process dies in between, the dispatcher's
 scheduler finds the unpublished due run after a grace period and publishes it (at-least-once;
 executors claim runs idempotently, so a duplicate message does nothing).
+
+Outcomes likewise: the statement that makes a run final sets ``outcome_pending_since``; the outcome
+message is produced after the commit and the mark is cleared once it is acknowledged. An outcome
+whose publish failed (broker down, process killed in between) stays marked, and the scheduler
+publishes it after the grace period (``OUTCOMES_DUE``). The health service counts each run once
+(``health_counted_runs``), so an outcome published twice is counted once.
 """
 
 from __future__ import annotations
@@ -20,7 +26,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.config import Settings
+from shared.logging import get_logger
 from shared.messages import RunOutcome
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,3 +130,50 @@ async def publish_committed_runs(
     await produce_runs(producer, settings, runs)
     async with engine.begin() as conn:
         await mark_published(conn, [r.run_id for r in runs])
+
+
+CLEAR_OUTCOMES_PENDING = text(
+    "UPDATE workflow_runs SET outcome_pending_since = NULL "
+    "WHERE workflow_run_id = ANY(CAST(:ids AS bigint[])) AND outcome_pending_since IS NOT NULL"
+)
+
+# Outcomes not acknowledged within the grace period, locked so that one scheduler replica publishes
+# each; the caller produces them and clears their marks in the same transaction.
+OUTCOMES_DUE = text(
+    """
+    SELECT workflow_run_id, workflow_id, department_id, status, is_test, attempt_number, queued_on,
+           started_on, completed_on, error_message
+    FROM workflow_runs
+    WHERE outcome_pending_since <= now() - make_interval(secs => :grace)
+    ORDER BY outcome_pending_since
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+    """
+)
+
+
+async def clear_outcomes_pending(conn: AsyncConnection, run_ids: Sequence[int]) -> None:
+    if run_ids:
+        await conn.execute(CLEAR_OUTCOMES_PENDING, {"ids": int_array(run_ids)})
+
+
+async def announce_outcomes(
+    engine: AsyncEngine, producer: AIOKafkaProducer, settings: Settings, outcomes: Sequence[RunOutcome]
+) -> bool:
+    """Publish committed runs' outcomes and clear their outbox marks; False (and the marks left for
+    the scheduler) when publishing failed."""
+    if not outcomes:
+        return True
+    try:
+        await produce_outcomes(producer, settings, outcomes)
+    except Exception as exc:
+        log.warning(
+            "run.outcome_not_published",
+            runs=[o.RunId for o in outcomes][:20],
+            count=len(outcomes),
+            error=type(exc).__name__,
+        )
+        return False
+    async with engine.begin() as conn:
+        await clear_outcomes_pending(conn, [o.RunId for o in outcomes])
+    return True

@@ -38,7 +38,10 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             await session.commit()
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": the commit happens before the response is sent (a request-scoped dependency exits
+# after it), so a client that got its answer can rely on the change being committed, e.g. produce an
+# event for the workflow it just saved (read-your-writes, docs/reliability.md).
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
 class BearerPrincipal(HTTPBearer):

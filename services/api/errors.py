@@ -42,6 +42,13 @@ class PlanLimitReached(AppError):
     code = "PlanLimitReached"
 
 
+class RunLimitReached(AppError):
+    """The department's daily run limit is spent (a test run is refused; see POST /{id}/test)."""
+
+    status_code = 429
+    code = "RunLimitReached"
+
+
 class Unauthorized(AppError):
     status_code = 401
     code = "Unauthorized"

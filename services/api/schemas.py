@@ -96,6 +96,7 @@ _DESCRIPTIONS = {
     404: "Not found in your department",
     409: "The run has already finished",
     413: "The request body is larger than 1 MiB",
+    429: "The department's daily run limit is spent (the message names the limit)",
     503: "A dependency (Kafka) is unavailable",
 }
 

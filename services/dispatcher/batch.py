@@ -37,13 +37,14 @@ from services.dispatcher.events import ParsedEvent, PoisonMessage, parse_event
 from services.dispatcher.matching import MatchIndex
 from services.dispatcher.rate_limit import count_daily_runs, take_slots
 from shared.config import Settings
-from shared.enums import EventType, Plan, RunStatus
+from shared.db.engine import StatementPool
+from shared.enums import EventType, RunStatus
 from shared.kafka.batches import Rest
 from shared.kafka.dead_letter import send_dead_letters
 from shared.logging import get_logger
 from shared.messages import RunOutcome
-from shared.plans import limits_for
-from shared.runs_outbox import RunToPublish, produce_outcomes, produce_runs
+from shared.plans import daily_cap_message, limits_for
+from shared.runs_outbox import RunToPublish, announce_outcomes, produce_runs
 from shared.tracing import context_from_headers, kafka_headers, tracer
 
 log = get_logger(__name__)
@@ -60,11 +61,11 @@ INSERT_RUNS = text(
     """
     INSERT INTO workflow_runs (workflow_id, department_id, status, trigger_event_type, event_id, attempt_number,
                                is_test, input_payload, occurred_on, queued_on, published_on)
-    SELECT t.workflow_id, t.department_id, 0, t.event_type, t.event_id, 1, false, t.payload, t.occurred_on, now(),
-           now()
+    SELECT t.workflow_id, t.department_id, 0, t.event_type, t.event_id, 1, coalesce(t.is_test, false), t.payload,
+           t.occurred_on, now(), now()
     FROM jsonb_to_recordset(CAST(:rows AS jsonb))
          AS t(workflow_id int, department_id int, event_type int, event_id text, payload jsonb,
-              occurred_on timestamptz)
+              occurred_on timestamptz, is_test boolean)
     JOIN workflows w ON w.workflow_id = t.workflow_id AND w.department_id = t.department_id
     ON CONFLICT (workflow_id, event_id) DO NOTHING
     RETURNING workflow_run_id, workflow_id, event_id, queued_on
@@ -78,7 +79,7 @@ EXISTING_WAITING_RUNS = text(
     SELECT r.workflow_run_id, r.workflow_id, r.event_id, r.queued_on
     FROM jsonb_to_recordset(CAST(:keys AS jsonb)) AS k(workflow_id int, event_id text)
     JOIN workflow_runs r ON r.workflow_id = k.workflow_id AND r.event_id = k.event_id
-    WHERE r.status = 0 AND r.next_attempt_on IS NULL AND NOT r.is_test
+    WHERE r.status = 0 AND r.next_attempt_on IS NULL
     """
 )
 
@@ -86,7 +87,8 @@ SETTLE_RUNS = text(
     """
     UPDATE workflow_runs r
     SET status = t.status, next_attempt_on = t.next_attempt_on, error_message = t.error,
-        completed_on = CASE WHEN t.status = 3 THEN now() END, published_on = NULL
+        completed_on = CASE WHEN t.status = 3 THEN now() END, published_on = NULL,
+        outcome_pending_since = CASE WHEN t.status = 3 THEN now() END
     FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS int[]), CAST(:next AS timestamptz[]),
                 CAST(:errors AS text[])) AS t(id, status, next_attempt_on, error)
     WHERE r.workflow_run_id = t.id
@@ -108,23 +110,23 @@ class NewRun:
     error: str | None = None
     traceparent: bytes | None = None
     redelivered: bool = False  # stored by an earlier delivery of its event, counted against the limits then
-
-
-def daily_cap_message(plan: Plan, cap: int) -> str:
-    return (
-        f"Daily run limit reached: the {plan.value} plan allows {cap} runs per day; "
-        "this run performed no action"
-    )
+    is_test: bool = False
 
 
 class BatchDispatcher:
     def __init__(
-        self, engine: AsyncEngine, producer: AIOKafkaProducer, settings: Settings, index: MatchIndex
+        self,
+        engine: AsyncEngine,
+        producer: AIOKafkaProducer,
+        settings: Settings,
+        index: MatchIndex,
+        heads: StatementPool,
     ) -> None:
         self.engine = engine
         self.producer = producer
         self.settings = settings
         self.index = index
+        self.heads = heads
 
     async def handle(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> Rest | None:
         """Store the batch's runs (committed when this returns); returns the hand-off of the due ones to
@@ -140,10 +142,18 @@ class BatchDispatcher:
                 poison.append(parsed)
         await self._dead_letter(poison)
         metrics.EVENTS_CONSUMED.inc(len(records))
+        if any(event.test_workflow_id is None for event in events):
+            await self._catch_up()
 
         candidates: list[tuple[ParsedEvent, int]] = []
         for event in events:
-            matched = self.index.match(event.envelope.DepartmentId, int(event.envelope.EventType))
+            # A test event is for the one workflow it names (enabled or not; the insert checks that it
+            # belongs to the event's department); it is counted against the limits like any run.
+            matched = (
+                (event.test_workflow_id,)
+                if event.test_workflow_id is not None
+                else self.index.match(event.envelope.DepartmentId, int(event.envelope.EventType))
+            )
             if not matched:
                 metrics.EVENTS_UNMATCHED.inc()
             candidates.extend((event, workflow_id) for workflow_id in matched)
@@ -158,6 +168,17 @@ class BatchDispatcher:
             metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
 
         return hand_off
+
+    async def _catch_up(self) -> None:
+        """Read-your-writes: every change committed before these events were fetched is in the index
+        before they are matched (the background refresh usually got there first: then this is one
+        single-row read)."""
+        if await self.index.is_current(self.heads):
+            return
+        async with self.engine.connect() as conn:
+            reloaded = await self.index.refresh(conn)
+        metrics.INDEX_CATCH_UPS.inc()
+        log.info("index.caught_up", departments=reloaded, change_id=self.index.applied)
 
     async def _dead_letter(self, poison: Sequence[PoisonMessage]) -> None:
         await send_dead_letters(self.producer, self.settings.topic_dlq, poison)
@@ -211,16 +232,17 @@ class BatchDispatcher:
         order: dict[tuple[int, str], tuple[int, ParsedEvent]] = {}
         for position, event, workflow_id in candidates:
             env = event.envelope
-            rows.append(
-                {
-                    "workflow_id": workflow_id,
-                    "department_id": env.DepartmentId,
-                    "event_type": int(env.EventType),
-                    "event_id": env.EventId,
-                    "payload": orjson.Fragment(event.payload_json),
-                    "occurred_on": env.OccurredOn,
-                }
-            )
+            row: dict[str, object] = {
+                "workflow_id": workflow_id,
+                "department_id": env.DepartmentId,
+                "event_type": int(env.EventType),
+                "event_id": env.EventId,
+                "payload": orjson.Fragment(event.payload_json),
+                "occurred_on": env.OccurredOn,
+            }
+            if event.test_workflow_id is not None:
+                row["is_test"] = True
+            rows.append(row)
             order.setdefault((workflow_id, env.EventId), (position, event))
         result = await conn.execute(INSERT_RUNS, {"rows": orjson.dumps(rows).decode()})
         runs = [self._run(order, *row) for row in result]
@@ -256,6 +278,7 @@ class BatchDispatcher:
             queued_on,
             traceparent=event.traceparent,
             redelivered=redelivered,
+            is_test=event.test_workflow_id is not None,
         )
 
     async def _apply_limits(self, conn: AsyncConnection, runs: list[NewRun]) -> None:
@@ -320,7 +343,9 @@ class BatchDispatcher:
             self.settings,
             [RunToPublish(r.run_id, r.department_id, headers=_dispatch_span(r)) for r in due],
         )
-        await produce_outcomes(
+        # The capped runs' outcomes: their rows are the outbox (the scheduler publishes what fails here).
+        await announce_outcomes(
+            self.engine,
             self.producer,
             self.settings,
             [
@@ -329,6 +354,7 @@ class BatchDispatcher:
                     WorkflowId=run.workflow_id,
                     DepartmentId=run.department_id,
                     Status=RunStatus.Failed,
+                    IsTest=run.is_test,
                     QueuedOn=run.queued_on,
                     CompletedOn=run.queued_on,
                     ErrorMessage=run.error,

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from shared.kafka.dead_letter import DeadLetter, undecodable_letter
 from shared.kafka.undecodable import UndecodableRecord
-from shared.messages import EventEnvelope
+from shared.messages import TEST_WORKFLOW_HEADER, EventEnvelope
 from shared.tracing import traceparent
 
 # "\u0000" in JSON text, but not an escaped backslash followed by "u0000"
@@ -23,6 +23,7 @@ class ParsedEvent:
     envelope: EventEnvelope
     payload_json: str
     traceparent: bytes | None = None  # W3C trace context of the producer, carried on to the run
+    test_workflow_id: int | None = None  # set for the API's test events (TEST_WORKFLOW_HEADER)
 
 
 # A poison message is a dead letter: the record, why, and a short code (shared/kafka/dead_letter.py).
@@ -70,4 +71,14 @@ def parse_event(record: ConsumerRecord[bytes, bytes], max_bytes: int) -> ParsedE
         return PoisonMessage(
             record, "the message contains a NUL character (U+0000), which cannot be stored", "invalid_content"
         )
-    return ParsedEvent(envelope, payload_json, traceparent(record.headers))
+    test_workflow_id = None
+    for name, header in record.headers or ():
+        if name == TEST_WORKFLOW_HEADER:
+            text = header.decode("ascii", "replace") if header else ""
+            if not text.isdigit() or not 0 < int(text) < 2**31:
+                return PoisonMessage(
+                    record, f"the {TEST_WORKFLOW_HEADER} header is not a workflow id", "invalid_shape"
+                )
+            test_workflow_id = int(text)
+    return ParsedEvent(envelope, payload_json, traceparent(record.headers), test_workflow_id)
+

@@ -4,18 +4,26 @@ Matching is a dict lookup, so its cost does not grow with the number of stored w
 is loaded once, then refreshed per department from the ``workflow_changes`` log that database
 triggers append to (a workflow created, edited, enabled/disabled or deleted, a plan changed), and
 fully reloaded every few minutes as a safety net.
+
+Read-your-writes: before matching a batch, the dispatcher compares the log's head
+(``workflow_change_head``, one row) with the change id the index has applied, and catches up first
+when it is behind (``catch_up``). The change trigger numbers changes under the head row's lock, held
+until the writing transaction ends, so ids commit in order and without gaps: a head of N read after
+a save committed means every change up to N, that save's included, is visible. An event produced
+after the API answered a save is therefore matched against the saved definitions, on every replica.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from shared.db.engine import StatementPool
 from shared.enums import Plan
 
 LOAD_ALL = text(
@@ -29,24 +37,21 @@ LOAD_DEPARTMENTS = text(
 LOAD_DEPARTMENT_PLANS = text(
     "SELECT department_id, plan FROM departments WHERE department_id = ANY(CAST(:ids AS int[]))"
 )
-CHANGES_SINCE = text(
-    "SELECT change_id, department_id, changed_on FROM workflow_changes "
-    "WHERE changed_on >= CAST(:since AS timestamptz) ORDER BY change_id"
+HEAD_SQL = "SELECT change_id FROM workflow_change_head"
+HEAD = text(HEAD_SQL)
+CHANGES_BETWEEN = text(
+    "SELECT department_id, count(*) FROM workflow_changes "
+    "WHERE change_id > CAST(:after AS bigint) AND change_id <= CAST(:upto AS bigint) GROUP BY department_id"
 )
-NOW = text("SELECT clock_timestamp()")
-
-# A change row becomes visible when its transaction commits, which can be a little after its
-# timestamp; each poll looks back this far and skips change ids it has already applied.
-LOOKBACK = timedelta(seconds=15)
 
 
 @dataclass
 class MatchIndex:
     workflows: dict[tuple[int, int], tuple[int, ...]] = field(default_factory=dict)
     plans: dict[int, Plan] = field(default_factory=dict)
-    _seen: dict[int, float] = field(default_factory=dict)
-    _since: datetime | None = None
+    applied: int = -1  # the last change id reflected in the index; -1 before the first load
     loaded_at: float = 0.0
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def match(self, department_id: int, event_type: int) -> tuple[int, ...]:
         return self.workflows.get((department_id, event_type), ())
@@ -58,32 +63,48 @@ class MatchIndex:
         return sum(len(ids) for ids in self.workflows.values())
 
     async def load_all(self, conn: AsyncConnection) -> None:
-        now = (await conn.execute(NOW)).scalar_one()
+        async with self._lock:
+            await self._load_all(conn)
+
+    async def _load_all(self, conn: AsyncConnection) -> None:
+        # The head first: whatever committed after it is applied (again, harmlessly) by the next catch-up.
+        head = int((await conn.execute(HEAD)).scalar_one())
         grouped: dict[tuple[int, int], list[int]] = defaultdict(list)
         for department_id, event_type, workflow_id in await conn.execute(LOAD_ALL):
             grouped[(department_id, event_type)].append(workflow_id)
         self.workflows = {key: tuple(ids) for key, ids in grouped.items()}
         self.plans = {dep: Plan(plan) for dep, plan in await conn.execute(LOAD_PLANS)}
-        self._since = now - LOOKBACK if self._since is None else min(self._since, now - LOOKBACK)
+        self.applied = head
         self.loaded_at = time.monotonic()
 
+    async def is_current(self, pool: StatementPool) -> bool:
+        """Whether the index has applied every committed change: one single-row read (the batch path)."""
+        async with pool.connection(timeout=5) as conn:  # the database down: fail the batch, retry it
+            row = await (await conn.execute(HEAD_SQL)).fetchone()
+        return row is not None and int(row[0]) <= self.applied
+
     async def refresh(self, conn: AsyncConnection) -> int:
-        """Apply changes committed since the last poll; returns how many departments were reloaded."""
-        if self._since is None:
-            await self.load_all(conn)
-            return 0
-        now = (await conn.execute(NOW)).scalar_one()
-        rows = (await conn.execute(CHANGES_SINCE, {"since": self._since})).all()
-        departments = {dep for change_id, dep, _ in rows if change_id not in self._seen}
-        stamp = time.monotonic()
-        for change_id, _, _ in rows:
-            self._seen.setdefault(change_id, stamp)
-        self._since = now - LOOKBACK
-        expiry = stamp - 2 * LOOKBACK.total_seconds()
-        self._seen = {cid: t for cid, t in self._seen.items() if t >= expiry}
-        if departments:
-            await self._reload(conn, sorted(departments))
-        return len(departments)
+        """Apply the changes committed since the index's change id; returns how many departments were
+        reloaded (-1 after a full reload)."""
+        async with self._lock:
+            if self.applied < 0:
+                await self._load_all(conn)
+                return -1
+            head = int((await conn.execute(HEAD)).scalar_one())
+            if head <= self.applied:
+                return 0
+            bounds = {"after": self.applied, "upto": head}
+            counts: dict[int, int] = dict((await conn.execute(CHANGES_BETWEEN, bounds)).tuples().all())
+            departments = sorted(counts)
+            # Ids have no gaps, so a shortfall means the log was pruned past this index (retention, a
+            # reseeded database): only a full reload is sure to be right then.
+            if sum(counts.values()) != head - self.applied:
+                await self._load_all(conn)
+                return -1
+            if departments:
+                await self._reload(conn, departments)
+            self.applied = head
+            return len(departments)
 
     async def _reload(self, conn: AsyncConnection, departments: list[int]) -> None:
         wanted = set(departments)

@@ -25,3 +25,11 @@ PENDING_RUNS = Gauge("wf_pending_runs", "Runs waiting to be executed (Pending or
 OLDEST_PENDING_SECONDS = Gauge(
     "wf_oldest_pending_run_seconds", "Age of the oldest due run that is still waiting"
 )
+INDEX_CATCH_UPS = Counter(
+    "wf_dispatcher_index_catch_ups_total",
+    "Batches that found the matching index behind the change log and caught it up before matching",
+)
+OUTCOMES_REPUBLISHED = Counter(
+    "wf_dispatcher_outcomes_republished_total",
+    "Run outcomes published by the scheduler because their first publish was not acknowledged",
+)

@@ -3,7 +3,9 @@
 Each tick, in one transaction: runs that are due (deferred by the per-minute limit, waiting for a
 retry, or committed but never published) are locked with ``FOR UPDATE SKIP LOCKED`` — so two
 replicas never release the same run — marked published and produced to the run topic before the
-commit. A Running run whose executor stopped renewing its lease is put back to Pending.
+commit. A Running run whose executor stopped renewing its lease is put back to Pending. A final run whose
+outcome was not acknowledged within the grace period (the run row is the outcome's outbox:
+shared/runs_outbox.py) has its outcome published again, and its mark cleared in the same transaction.
 No Kafka message is ever held unacknowledged while a run waits.
 """
 
@@ -15,8 +17,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.dispatcher import metrics
 from shared.config import Settings
+from shared.enums import RunStatus
 from shared.logging import get_logger
-from shared.runs_outbox import RunToPublish, produce_runs
+from shared.messages import RunOutcome
+from shared.runs_outbox import (
+    OUTCOMES_DUE,
+    RunToPublish,
+    clear_outcomes_pending,
+    produce_outcomes,
+    produce_runs,
+)
 
 log = get_logger(__name__)
 
@@ -86,6 +96,51 @@ class Scheduler:
         for _, _, _, status, unpublished in rows:
             kind = "retry" if status == 5 else ("unpublished" if unpublished else "deferred")
             metrics.RUNS_RELEASED.labels(kind).inc()
+        announced = await self.republish_outcomes(limit=limit)
+        return len(rows) + announced
+
+    async def republish_outcomes(self, *, limit: int = 1000) -> int:
+        """Publish the outcomes that were not acknowledged within the grace period; returns how many."""
+        async with self.engine.begin() as conn:
+            rows = (
+                await conn.execute(OUTCOMES_DUE, {"grace": self.settings.unpublished_grace_s, "limit": limit})
+            ).all()
+            if not rows:
+                return 0
+            # Produced before the commit: if producing fails, the marks stay for the next tick.
+            await produce_outcomes(
+                self.producer,
+                self.settings,
+                [
+                    RunOutcome(
+                        RunId=run_id,
+                        WorkflowId=workflow_id,
+                        DepartmentId=department_id,
+                        Status=RunStatus(status),
+                        IsTest=is_test,
+                        AttemptNumber=attempt,
+                        QueuedOn=queued_on,
+                        StartedOn=started_on,
+                        CompletedOn=completed_on,
+                        ErrorMessage=error,
+                    )
+                    for (
+                        run_id,
+                        workflow_id,
+                        department_id,
+                        status,
+                        is_test,
+                        attempt,
+                        queued_on,
+                        started_on,
+                        completed_on,
+                        error,
+                    ) in rows
+                ],
+            )
+            await clear_outcomes_pending(conn, [row[0] for row in rows])
+        metrics.OUTCOMES_REPUBLISHED.inc(len(rows))
+        log.warning("runs.outcomes_republished", count=len(rows), run_ids=[r[0] for r in rows][:20])
         return len(rows)
 
     async def measure_queue(self) -> None:

@@ -15,7 +15,8 @@ from services.dispatcher.batch import BatchDispatcher
 from services.dispatcher.matching import MatchIndex
 from services.dispatcher.scheduler import Scheduler
 from shared.config import Settings
-from shared.db.engine import create_engine, database_ready
+from shared.db.budget import DISPATCHER_HEADS_POOL_SIZE
+from shared.db.engine import StatementPool, create_engine, create_statement_pool, database_ready
 from shared.kafka.batches import BatchLoop
 from shared.kafka.clients import create_consumer, create_producer, kafka_reachable
 from shared.kafka.connection import KafkaStatus, wait_for_kafka
@@ -28,6 +29,7 @@ from shared.sidecar import LIVENESS_STALL_S, SideServer
 log = get_logger(__name__)
 
 FULL_RELOAD_S = 300.0
+INDEX_REFRESH_S = 0.25
 
 
 class DispatcherService:
@@ -35,7 +37,11 @@ class DispatcherService:
         self.settings = settings
         self.side_port = settings.dispatcher_port if side_port is None else side_port
         self.index = MatchIndex()
+        # The background refresh keeps the index warm; correctness does not depend on it, since each
+        # batch catches the index up before matching (services/dispatcher/matching.py).
+        self.index_refresh_s = INDEX_REFRESH_S
         self.engine: AsyncEngine | None = None
+        self.heads: StatementPool | None = None
         self.producer: AIOKafkaProducer | None = None
         self.consumer: AIOKafkaConsumer | None = None
         self.loop: BatchLoop | None = None
@@ -57,6 +63,9 @@ class DispatcherService:
         self.side = SideServer(self.health, settings.metrics_host, self.side_port, live=self.liveness)
         await self.side.start()
         await wait_for_kafka(settings, self.kafka_status)
+        # The matching index's per-batch head check: one autocommit statement, one round trip.
+        self.heads = create_statement_pool(settings, name="dispatcher-heads", max_size=DISPATCHER_HEADS_POOL_SIZE)
+        await self.heads.open()
         if settings.kafka_create_topics:
             await ensure_topics(settings)
         self.producer = create_producer(settings)
@@ -69,7 +78,7 @@ class DispatcherService:
             group_id=f"{settings.consumer_group_prefix}-dispatcher",
             max_records=settings.dispatcher_batch_max,
         )
-        self.dispatcher = BatchDispatcher(self.engine, self.producer, settings, self.index)
+        self.dispatcher = BatchDispatcher(self.engine, self.producer, settings, self.index, self.heads)
         # Depth 2: batch N+1's runs are stored while batch N's messages are acknowledged and its offsets
         # committed; the round trips of the two halves overlap instead of adding up.
         self.loop = BatchLoop(
@@ -115,6 +124,8 @@ class DispatcherService:
             await self.producer.stop()
         if self.side is not None:
             await self.side.stop()
+        if self.heads is not None:
+            await self.heads.close()
         if self.engine is not None:
             await self.engine.dispose()
 
@@ -149,7 +160,7 @@ class DispatcherService:
         assert self.engine is not None
         last_full = time.monotonic()
         while True:
-            await asyncio.sleep(0.25)
+            await asyncio.sleep(self.index_refresh_s)
             self._index_turn = time.monotonic()
             try:
                 async with self.engine.connect() as conn:
@@ -157,7 +168,7 @@ class DispatcherService:
                         await self.index.load_all(conn)
                         last_full = time.monotonic()
                     elif await self.index.refresh(conn):
-                        log.info("index.refreshed", workflows=len(self.index))
+                        log.info("index.refreshed", workflows=len(self.index), change_id=self.index.applied)
                 metrics.INDEX_WORKFLOWS.set(len(self.index))
                 self._index_beat = time.monotonic()
             except Exception as exc:

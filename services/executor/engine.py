@@ -452,4 +452,11 @@ class RunExecutor:
                 CompletedOn=completed_on,
                 ErrorMessage=error[:ERROR_CHARS] if error else None,
             )
-            await produce_outcomes(self.producer, self.settings, [outcome])
+            # The run row is the outbox (shared/runs_outbox.py): unacknowledged, the outcome stays marked
+            # and the scheduler publishes it after the grace period.
+            try:
+                await produce_outcomes(self.producer, self.settings, [outcome])
+            except Exception as exc:
+                log.warning("run.outcome_not_published", run_id=run.run_id, error=type(exc).__name__)
+                return
+            self.store.outcome_published(run.run_id)

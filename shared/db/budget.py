@@ -12,6 +12,8 @@ from shared.config import Settings
 
 # The health service sizes its SQLAlchemy pool itself (services/health/service.py).
 HEALTH_POOL_SIZE = 4
+# The dispatcher's per-batch change-log head check (services/dispatcher/service.py).
+DISPATCHER_HEADS_POOL_SIZE = 1
 
 
 def connections_per_pod(service: str, settings: Settings) -> int:
@@ -19,7 +21,7 @@ def connections_per_pod(service: str, settings: Settings) -> int:
     if service in ("api", "executor"):
         return 2 * pool  # a SQLAlchemy engine and a psycopg statement pool, each up to pool + overflow
     if service == "dispatcher":
-        return pool  # one SQLAlchemy engine
+        return pool + DISPATCHER_HEADS_POOL_SIZE  # a SQLAlchemy engine and the matching index's head check
     if service == "health":
         return HEALTH_POOL_SIZE + settings.db_max_overflow
     raise ValueError(f"unknown service {service!r}")

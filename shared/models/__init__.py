@@ -3,7 +3,7 @@ from shared.models.credential import WorkflowCredential
 from shared.models.department import Department, DepartmentDailyUsage, DepartmentRateState
 from shared.models.health import HealthCounted, HealthLatest, HealthRollup
 from shared.models.run import RunStepLedger, WorkflowRun, WorkflowRunLog
-from shared.models.workflow import Workflow, WorkflowChange, WorkflowStep
+from shared.models.workflow import Workflow, WorkflowChange, WorkflowChangeHead, WorkflowStep
 
 __all__ = [
     "Base",
@@ -16,6 +16,7 @@ __all__ = [
     "RunStepLedger",
     "Workflow",
     "WorkflowChange",
+    "WorkflowChangeHead",
     "WorkflowCredential",
     "WorkflowRun",
     "WorkflowRunLog",

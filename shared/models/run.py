@@ -44,6 +44,12 @@ class WorkflowRun(Base):
             postgresql_where=text("status IN (0, 5) AND published_on IS NULL"),
         ),
         Index("ix_workflow_runs_lease", "lease_until", postgresql_where=text("status = 1")),
+        # The outcome outbox: final runs whose outcome message is not acknowledged yet.
+        Index(
+            "ix_workflow_runs_outcome_pending",
+            "outcome_pending_since",
+            postgresql_where=text("outcome_pending_since IS NOT NULL"),
+        ),
         # A workflow's runs by queue time: the API's per-workflow listing and the health windows.
         Index("ix_workflow_runs_workflow_queued_on", "workflow_id", "queued_on"),
     )
@@ -65,6 +71,8 @@ class WorkflowRun(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     error_message: Mapped[str | None] = mapped_column(Text)
+    # Set when the run became final, cleared once its outcome message is acknowledged (the outbox).
+    outcome_pending_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class WorkflowRunLog(Base):

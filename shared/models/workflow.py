@@ -5,6 +5,7 @@ from datetime import datetime
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     ForeignKey,
     Identity,
@@ -14,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     text,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -70,3 +72,13 @@ class WorkflowChange(Base):
     changed_on: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=text("clock_timestamp()"), index=True
     )
+
+
+class WorkflowChangeHead(Base):
+    """The id of the last workflow change (one row). The change trigger increments it under its row
+    lock, so change ids commit in order: a dispatcher that reads head N can see every change up to N."""
+
+    __tablename__ = "workflow_change_head"
+    __table_args__ = (CheckConstraint("singleton", name="singleton"),)
+    singleton: Mapped[bool] = mapped_column(Boolean, primary_key=True, server_default=true())
+    change_id: Mapped[int] = mapped_column(BigInteger)

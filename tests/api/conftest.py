@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import httpx
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.config import Settings
 from tests.conftest import token_for
+from tests.support.helpers import isolated
 from wf.procs import free_port
 
 MASK = "••••••"
@@ -169,21 +171,53 @@ def assert_error(response: httpx.Response, status: int, *words: str) -> dict[str
 def live_api(settings: Settings) -> Iterator[tuple[str, dict[str, Any]]]:
     from services.api.app import create_app
 
-    # The fuzzer may hit /test on a workflow it created: don't wait 30 s for an executor.
-    app = create_app(settings.model_copy(update={"test_wait_s": 0.5}))
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, name="fuzzed-api", daemon=True)
+    # Topics of its own, served by a dispatcher of its own (a test run is created by the dispatcher from
+    # the API's test event). The fuzzer may hit /test on a workflow it created: don't wait 30 s for an
+    # executor (the run is returned as it stands).
+    settings = isolated(settings, test_wait_s=0.5)
+    with dispatcher_thread(settings):
+        app = create_app(settings)
+        port = free_port()
+        server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        )
+        thread = threading.Thread(target=server.run, name="fuzzed-api", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert thread.is_alive(), "the API did not start"
+            assert time.monotonic() < deadline, "the API did not start in 30 s"
+            time.sleep(0.05)
+        try:
+            yield f"http://127.0.0.1:{port}", app.openapi()
+        finally:
+            server.should_exit = True
+            thread.join(timeout=30)
+
+
+@contextmanager
+def dispatcher_thread(settings: Settings) -> Iterator[None]:
+    """A dispatcher on a thread (and event loop) of its own, beside a live API."""
+    from services.dispatcher.service import DispatcherService
+
+    stop = threading.Event()
+    started = threading.Event()
+
+    async def serve() -> None:
+        service = DispatcherService(settings, side_port=free_port())
+        await service.start()
+        started.set()
+        try:
+            while not stop.is_set():
+                await asyncio.sleep(0.1)
+        finally:
+            await service.stop()
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),), name="live-dispatcher", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive(), "the API did not start"
-        assert time.monotonic() < deadline, "the API did not start in 30 s"
-        time.sleep(0.05)
+    assert started.wait(60), "the dispatcher did not start"
     try:
-        yield f"http://127.0.0.1:{port}", app.openapi()
+        yield
     finally:
-        server.should_exit = True
+        stop.set()
         thread.join(timeout=30)

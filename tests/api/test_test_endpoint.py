@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared.config import Settings
 from tests.api.conftest import assert_error, create_workflow
+from tests.conftest import token_for
 from tests.peers.https_server import HttpsPeer
 from tests.peers.tls import LocalCA
+from tests.support.helpers import execute, fetch
 
 
 async def test_sample_payload_run_completes_with_logs(
@@ -99,3 +107,76 @@ async def test_payload_must_be_a_json_object(api: httpx.AsyncClient) -> None:
         "NUL",
     )
     assert_error(await api.post("/api/v4/workflows/2147483000/test"), 404)
+
+
+@pytest.fixture
+async def quick_api(settings: Settings, department_id: int) -> AsyncIterator[httpx.AsyncClient]:
+    """An API that waits 8 s (not 30) for a test run, for the runs the per-minute limit defers."""
+    from services.api.app import create_app
+
+    app = create_app(settings.model_copy(update={"test_wait_s": 8.0}))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        headers = {"Authorization": f"Bearer {token_for(settings, department_id)}"}
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://api.test", headers=headers
+        ) as client:
+            yield client
+
+
+async def test_free_plan_tests_are_deferred_past_five_a_minute(
+    quick_api: httpx.AsyncClient, services: dict[str, object], db: AsyncEngine
+) -> None:
+    """The per-minute limit holds for test runs: of seven tests sent at once, five run now; the others
+    are deferred to the next minute (returned Pending after the wait), even for a disabled workflow."""
+    wid = (await create_workflow(quick_api, IsEnabled=False))["WorkflowId"]
+    second = datetime.now(UTC).second
+    if second >= 45:
+        await asyncio.sleep(61 - second)
+    responses = await asyncio.gather(
+        *(quick_api.post(f"/api/v4/workflows/{wid}/test", timeout=60) for _ in range(7))
+    )
+    assert all(r.status_code == 200 for r in responses), [r.text for r in responses]
+    statuses = sorted(r.json()["Status"] for r in responses)
+    assert statuses == [0, 0, 2, 2, 2, 2, 2], statuses  # two Pending, five Completed (no steps)
+    assert all(r.json()["IsTest"] for r in responses)
+    pending = [r.json()["WorkflowRunId"] for r in responses if r.json()["Status"] == 0]
+    rows = await fetch(
+        db,
+        "SELECT next_attempt_on > now(), is_test FROM workflow_runs WHERE workflow_run_id = ANY(:ids)",
+        ids=pending,
+    )
+    assert rows == [(True, True), (True, True)]
+
+
+async def test_free_plan_tests_stop_at_the_daily_limit_with_429(
+    api: httpx.AsyncClient, services: dict[str, object], db: AsyncEngine, department_id: int
+) -> None:
+    """48 of the free plan's 50 daily runs used: of four tests sent at once, two run and two are
+    refused with 429 naming the limit, whether the API or the dispatcher notices first; a further test
+    is refused at once. None of them shows in the health figures."""
+    wid = (await create_workflow(api))["WorkflowId"]
+    await execute(
+        db,
+        "INSERT INTO department_daily_usage (department_id, usage_date, channel, used) "
+        "VALUES (:d, (now() AT TIME ZONE 'UTC')::date, 'runs', 48)",
+        d=department_id,
+    )
+    responses = await asyncio.gather(
+        *(api.post(f"/api/v4/workflows/{wid}/test", timeout=60) for _ in range(4))
+    )
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [200, 200, 429, 429], [r.text for r in responses]
+    for response in responses:
+        if response.status_code == 429:
+            assert assert_error(response, 429, "50 runs per day")["Error"] == "RunLimitReached"
+    assert_error(await api.post(f"/api/v4/workflows/{wid}/test"), 429, "daily run limit", "Free plan")
+    used = await fetch(
+        db,
+        "SELECT used FROM department_daily_usage WHERE department_id = :d AND channel = 'runs'",
+        d=department_id,
+    )
+    assert used[0][0] >= 50
+    health = await api.get(f"/api/v4/workflows/{wid}/health")
+    assert health.status_code == 200, health.text
+    assert health.json()["TotalRuns24h"] == 0

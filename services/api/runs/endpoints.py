@@ -2,9 +2,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import orjson
 from fastapi import APIRouter, Path, Query
 
 from services.api.deps import DepartmentAdminDep, SessionDep, StateDep
+from services.api.errors import ServiceUnavailable
 from services.api.runs.mapping import log_result, result_with_logs, run_result
 from services.api.runs.outcomes import publish_outcomes
 from services.api.runs.schemas import (
@@ -17,7 +19,8 @@ from services.api.runs.schemas import (
 from services.api.runs.service import run_service
 from services.api.schemas import INT32_MAX, INT64_MAX, error_responses
 from shared.logging import get_logger
-from shared.runs_outbox import RunToPublish, publish_committed_runs
+from shared.messages import TEST_WORKFLOW_HEADER
+from shared.tracing import kafka_headers
 
 log = get_logger(__name__)
 
@@ -115,10 +118,15 @@ async def list_workflow_runs(
     "/{workflow_id}/test",
     response_model=WorkflowTestRunResult,
     summary="Test a workflow",
-    description="Runs the workflow through the executor like a real event (IsTest: true, no rate "
-    "limits, also when disabled), with the event type's sample payload unless EventPayloadJson is "
-    "given, waits up to 30 s for a final state and returns the run with its step logs.",
-    responses=error_responses(404),
+    description="Sends a test event for the workflow through the same pipeline as a real event (the "
+    "dispatcher creates the run, IsTest: true, also when the workflow is disabled; the executor performs "
+    "it), with the event type's sample payload unless EventPayloadJson is given, waits up to 30 s for a "
+    "final state and returns the run with its step logs. A test run counts against the department's "
+    "plan limits like any run: past the per-minute limit it is deferred to the next minute (the answer "
+    "is then the Pending run, which runs when its window opens); once the daily run limit is spent the "
+    "test is refused with 429 RunLimitReached, whose message names the limit. Test runs are left out "
+    "of health figures.",
+    responses=error_responses(404, 429, 503),
 )
 async def run_workflow_test(
     workflow_id: WorkflowId,
@@ -127,18 +135,19 @@ async def run_workflow_test(
     admin: DepartmentAdminDep,
     body: WorkflowTestInput | None = None,
 ) -> WorkflowTestRunResult:
-    run = await run_service.start_test(session, admin, workflow_id, body)
-    await session.commit()
+    test = await run_service.start_test(session, admin, workflow_id, body)
     try:
-        await publish_committed_runs(
-            state.engine,
-            state.producer,
-            state.settings,
-            [RunToPublish(run.workflow_run_id, run.department_id)],
+        await state.producer.send_and_wait(
+            state.settings.topic_events,
+            value=orjson.dumps(test.envelope()),
+            key=str(test.department_id).encode(),
+            headers=[(TEST_WORKFLOW_HEADER, str(test.workflow_id).encode()), *kafka_headers()],
         )
-    except Exception as exc:  # the dispatcher's scheduler publishes unpublished runs after a grace period
-        log.warning("run.test_not_published", run_id=run.workflow_run_id, error=type(exc).__name__)
-    final, logs = await run_service.wait_until_final(
-        state.sessionmaker, admin, run.workflow_run_id, state.settings.test_wait_s
+    except Exception as exc:
+        raise ServiceUnavailable(
+            f"The test event could not be queued ({type(exc).__name__}); try again"
+        ) from exc
+    final, logs = await run_service.wait_for_test_run(
+        state.sessionmaker, admin, test, state.settings.test_wait_s
     )
     return result_with_logs(final, logs)

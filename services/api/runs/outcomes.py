@@ -1,4 +1,7 @@
-"""RunOutcome messages for runs the API cancelled, so the health service counts them like any final run."""
+"""RunOutcome messages for runs the API cancelled, so the health service counts them like any final run.
+
+The cancelled rows carry their outbox mark (``outcome_pending_since``); it is cleared once the outcome
+is acknowledged, and the dispatcher's scheduler publishes it later if that fails."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from shared.enums import RunStatus
 from shared.logging import get_logger
 from shared.messages import RunOutcome
 from shared.models import WorkflowRun
-from shared.runs_outbox import produce_outcomes
+from shared.runs_outbox import announce_outcomes
 
 log = get_logger(__name__)
 
@@ -30,8 +33,9 @@ def outcome_of(run: WorkflowRun) -> RunOutcome:
 
 
 async def publish_outcomes(state: ApiState, runs: Sequence[WorkflowRun]) -> None:
-    """Call after the cancel committed. A failure is logged, not raised: the cancel itself stands."""
+    """Call after the cancel committed. A failure is logged, not raised: the cancel itself stands, and
+    the outcome is published later from the outbox."""
     try:
-        await produce_outcomes(state.producer, state.settings, [outcome_of(run) for run in runs])
-    except Exception as exc:
-        log.warning("run.outcome_not_published", runs=len(runs), error=type(exc).__name__)
+        await announce_outcomes(state.engine, state.producer, state.settings, [outcome_of(r) for r in runs])
+    except Exception as exc:  # the database, clearing the marks: the scheduler publishes them again
+        log.warning("run.outcome_mark_not_cleared", runs=len(runs), error=type(exc).__name__)

@@ -66,6 +66,7 @@ class RunRepository:
     async def cancel(self, run: WorkflowRun) -> WorkflowRun:
         run.status = int(RunStatus.Cancelled)
         run.completed_on = func.now()
+        run.outcome_pending_since = func.now()  # the outcome outbox (shared/runs_outbox.py)
         run.lease_owner = None
         run.lease_until = None
         await self.session.flush()
@@ -78,7 +79,11 @@ class RunRepository:
             update(WorkflowRun)
             .where(WorkflowRun.department_id == department_id, WorkflowRun.status.in_(_OPEN))
             .values(
-                status=int(RunStatus.Cancelled), completed_on=func.now(), lease_owner=None, lease_until=None
+                status=int(RunStatus.Cancelled),
+                completed_on=func.now(),
+                outcome_pending_since=func.now(),
+                lease_owner=None,
+                lease_until=None,
             )
             .returning(WorkflowRun)
             .execution_options(synchronize_session=False)

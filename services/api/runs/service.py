@@ -5,22 +5,55 @@ import json
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.api.errors import Conflict, NotFound, ValidationFailed
+from services.api.errors import Conflict, NotFound, RunLimitReached, ServiceUnavailable, ValidationFailed
 from services.api.runs.repository import RunRepository
 from services.api.runs.schemas import WorkflowTestInput
 from services.api.schemas import text_problem
 from services.api.workflows.repository import WorkflowRepository
 from shared.auth import Principal
-from shared.enums import FINAL_RUN_STATUSES, EventType, RunStatus
+from shared.enums import FINAL_RUN_STATUSES, EventType, Plan, RunStatus
 from shared.models import WorkflowRun, WorkflowRunLog
+from shared.plans import DAILY_CAP_PREFIX, limits_for
 from shared.templating import sample_payload
 
 TEST_POLL_S = 0.2
+
+# The department's plan and the runs it has stored today (the dispatcher's daily counter).
+PLAN_AND_RUNS_TODAY = text(
+    """
+    SELECT coalesce((SELECT plan FROM departments WHERE department_id = :d), 'Free'),
+           coalesce((SELECT used FROM department_daily_usage
+                     WHERE department_id = :d AND channel = 'runs'
+                       AND usage_date = (now() AT TIME ZONE 'UTC')::date), 0)
+    """
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TestEvent:
+    """The event a test run starts from: it goes to the events topic like any event, naming its workflow."""
+
+    workflow_id: int
+    department_id: int
+    event_type: EventType
+    event_id: str
+    payload: dict[str, Any]
+
+    def envelope(self) -> dict[str, Any]:
+        return {
+            "EventId": self.event_id,
+            "DepartmentId": self.department_id,
+            "EventType": int(self.event_type),
+            "OccurredOn": datetime.now(UTC).isoformat(),
+            "Payload": self.payload,
+        }
 
 
 def _run_not_found(run_id: int) -> NotFound:
@@ -91,47 +124,70 @@ class RunService:
 
     async def start_test(
         self, session: AsyncSession, principal: Principal, workflow_id: int, data: WorkflowTestInput | None
-    ) -> WorkflowRun:
-        """Insert a Pending test run (the caller commits and publishes it); works for disabled workflows."""
+    ) -> TestEvent:
+        """The test event for the workflow (disabled ones included); refused with 429 while the
+        department's daily run limit is spent. The dispatcher creates the run from the event under
+        the same limits as any run: deferred past the per-minute limit, capped at the daily one."""
         workflow = await WorkflowRepository.from_session(session).get(
             principal.department_id, workflow_id, with_steps=False
         )
         if workflow is None:
             raise NotFound(f"Workflow {workflow_id} was not found")
-        payload = payload_for_test(data, EventType(workflow.trigger_event_type))
-        run = WorkflowRun(
-            workflow_id=workflow_id,
-            department_id=principal.department_id,
-            status=int(RunStatus.Pending),
-            trigger_event_type=workflow.trigger_event_type,
-            event_id=str(uuid.uuid4()),
-            attempt_number=1,
-            is_test=True,
-            input_payload=payload,
-            occurred_on=datetime.now(UTC),
-        )
-        run = await RunRepository.from_session(session).add(run)
-        await session.refresh(run)
-        return run
+        event_type = EventType(workflow.trigger_event_type)
+        payload = payload_for_test(data, event_type)
+        plan_name, used = (await session.execute(PLAN_AND_RUNS_TODAY, {"d": principal.department_id})).one()
+        plan = Plan(plan_name)
+        cap = limits_for(plan).daily_runs
+        if cap is not None and used >= cap:
+            raise RunLimitReached(daily_limit_message(plan, cap))
+        return TestEvent(workflow_id, principal.department_id, event_type, f"test-{uuid.uuid4()}", payload)
 
-    async def wait_until_final(
+    async def wait_for_test_run(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
         principal: Principal,
-        run_id: int,
+        test: TestEvent,
         timeout_s: float,
     ) -> tuple[WorkflowRun, Sequence[WorkflowRunLog]]:
-        """The run once it is final, or as it stands when ``timeout_s`` has passed."""
+        """The test event's run once it is final, or as it stands when ``timeout_s`` has passed (e.g.
+        Pending, deferred by the per-minute limit). 429 when the dispatcher capped it at the daily
+        limit; 503 when no dispatcher stored it in time."""
         deadline = time.monotonic() + timeout_s
+        stmt = select(WorkflowRun).where(
+            WorkflowRun.workflow_id == test.workflow_id,
+            WorkflowRun.event_id == test.event_id,
+            WorkflowRun.department_id == principal.department_id,
+        )
         while True:
             async with sessionmaker() as session:
-                repo = RunRepository.from_session(session)
-                run = await repo.get(principal.department_id, run_id)
-                if run is None:  # its workflow was deleted meanwhile
-                    raise _run_not_found(run_id)
-                if RunStatus(run.status) in FINAL_RUN_STATUSES or time.monotonic() >= deadline:
-                    return run, await repo.logs(run_id)
+                run = (await session.execute(stmt)).scalar_one_or_none()
+                expired = time.monotonic() >= deadline
+                if run is not None and (RunStatus(run.status) in FINAL_RUN_STATUSES or expired):
+                    if _capped_at_daily_limit(run):
+                        raise RunLimitReached(run.error_message or DAILY_CAP_PREFIX)
+                    return run, await RunRepository.from_session(session).logs(run.workflow_run_id)
+                if expired:
+                    raise ServiceUnavailable(
+                        f"The test event was queued but no dispatcher stored its run within {timeout_s:g} s; "
+                        f"it runs when the dispatcher catches up (EventId {test.event_id})"
+                    )
             await asyncio.sleep(TEST_POLL_S)
+
+
+def _capped_at_daily_limit(run: WorkflowRun) -> bool:
+    """Failed by the dispatcher at the daily cap (never started), not by a step."""
+    return (
+        run.status == RunStatus.Failed
+        and run.started_on is None
+        and (run.error_message or "").startswith(DAILY_CAP_PREFIX)
+    )
+
+
+def daily_limit_message(plan: Plan, cap: int) -> str:
+    return (
+        f"{DAILY_CAP_PREFIX}: the {plan.value} plan allows {cap} runs per day, test runs included; "
+        "try again after midnight UTC"
+    )
 
 
 run_service = RunService()

@@ -158,7 +158,7 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
 {{- if eq .component "health" -}}
 {{- add 4 $c.db.maxOverflow -}}
 {{- else if eq .component "dispatcher" -}}
-{{- add $c.db.poolSize $c.db.maxOverflow -}}
+{{- add $c.db.poolSize $c.db.maxOverflow 1 -}}
 {{- else -}}
 {{- mul 2 (add $c.db.poolSize $c.db.maxOverflow) -}}
 {{- end -}}
