@@ -81,4 +81,3 @@ def parse_event(record: ConsumerRecord[bytes, bytes], max_bytes: int) -> ParsedE
                 )
             test_workflow_id = int(text)
     return ParsedEvent(envelope, payload_json, traceparent(record.headers), test_workflow_id)
-

@@ -64,7 +64,9 @@ class DispatcherService:
         await self.side.start()
         await wait_for_kafka(settings, self.kafka_status)
         # The matching index's per-batch head check: one autocommit statement, one round trip.
-        self.heads = create_statement_pool(settings, name="dispatcher-heads", max_size=DISPATCHER_HEADS_POOL_SIZE)
+        self.heads = create_statement_pool(
+            settings, name="dispatcher-heads", max_size=DISPATCHER_HEADS_POOL_SIZE
+        )
         await self.heads.open()
         if settings.kafka_create_topics:
             await ensure_topics(settings)
