@@ -49,11 +49,12 @@ from services.executor.store import (
     StepDefinition,
     StepRecord,
 )
-from shared.action_configs import ActionConfigError, coerce_rendered, parse_action_config
+from shared.actions.configs import ActionConfigError, coerce_rendered, parse_action_config
+from shared.actions.registry import ACTION_CREDENTIALS
 from shared.config import Settings
 from shared.crypto import DecryptionError, Keyring, credential_aad
 from shared.egress import EgressGuard
-from shared.enums import ACTION_CREDENTIALS, ActionType, CredentialType, EventType, Plan, RunStatus
+from shared.enums import ActionType, CredentialType, EventType, Plan, RunStatus
 from shared.logging import get_logger
 from shared.messages import RunOutcome
 from shared.plans import limits_for

@@ -15,17 +15,10 @@ import json
 from typing import Any
 
 from services.executor.actions.base import ActionContext, ActionDeps, ActionError, ActionResult, permanent
-from services.executor.actions.filenames import byte_count, encode_content, join_remote_path, secret_value
-from services.executor.actions.results import (
-    HttpReply,
-    body_snippet,
-    http_request,
-    json_object,
-    redact_error,
-    required_text,
-    status_error,
-    text_value,
-)
+from services.executor.actions.config_readers import required_text, secret_value, text_value
+from services.executor.actions.filenames import byte_count, encode_content, join_remote_path
+from services.executor.actions.http_requests import http_request
+from shared.actions.replies import HttpReply, body_snippet, json_object, redact_error, status_error
 
 WHAT = "Dropbox credential"
 _SECRET_KEYS = ("refreshToken", "appSecret")

@@ -48,9 +48,10 @@ from services.executor.actions.base import (
     permanent,
     transient,
 )
-from services.executor.actions.filenames import byte_count, encode_content, safe_object_key, secret_value
+from services.executor.actions.config_readers import required_text, secret_value, text_value
+from services.executor.actions.filenames import byte_count, encode_content, safe_object_key
 from services.executor.actions.guarded_aiohttp import GuardedConnector, NoRedirectSession
-from services.executor.actions.results import blocked_error, find_cause, required_text, text_value
+from services.executor.actions.http_requests import blocked_error, find_cause
 from shared.egress import EgressBlocked, EgressGuard
 
 WHAT = "AWS S3 credential"

@@ -7,17 +7,10 @@ import re
 from urllib.parse import quote
 
 from services.executor.actions.base import ActionContext, ActionDeps, ActionError, ActionResult, permanent
-from services.executor.actions.results import (
-    HttpReply,
-    body_snippet,
-    http_request,
-    left_out_note,
-    redact_error,
-    required_text,
-    split_recipients,
-    status_error,
-    text_value,
-)
+from services.executor.actions.config_readers import required_text, text_value
+from services.executor.actions.http_requests import http_request
+from services.executor.actions.recipients import left_out_note, split_recipients
+from shared.actions.replies import HttpReply, body_snippet, redact_error, status_error
 from shared.enums import Plan
 
 MAX_SMS_CHARS = 459  # three concatenated GSM-7 segments
