@@ -136,6 +136,11 @@ def matching(pattern: str, message: str) -> AfterValidator:
     return AfterValidator(check)
 
 
+def snake_name(camel: str) -> str:
+    """The model attribute of a camelCase key."""
+    return re.sub(r"(?<!^)([A-Z])", r"_\1", camel).lower()
+
+
 def _lower(value: Any) -> Any:
     return value.strip().lower() if isinstance(value, str) else value
 

@@ -39,6 +39,7 @@ from services.executor.actions.base import (
     SendQuota,
     UnlimitedQuota,
 )
+from services.executor.egress import EgressGuard
 from services.executor.quota import DailySendQuota
 from services.executor.registry import ACTIONS
 from services.executor.store import (
@@ -53,7 +54,6 @@ from shared.actions.configs import ActionConfigError, coerce_rendered, parse_act
 from shared.actions.registry import ACTION_CREDENTIALS
 from shared.config import Settings
 from shared.crypto import DecryptionError, Keyring, credential_aad
-from shared.egress import EgressGuard
 from shared.enums import ActionType, CredentialType, EventType, Plan, RunStatus
 from shared.logging import get_logger
 from shared.messages import RunOutcome

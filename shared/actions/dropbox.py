@@ -9,7 +9,25 @@ from typing import Annotated, Any, ClassVar
 from shared.actions.config_fields import as_text, dropbox_path, one_of
 from shared.actions.file_transfer import FileName, utc_filename
 from shared.actions.spec import ActionConfig, ActionSpec
+from shared.credential_fields import (
+    CredentialData,
+    Token,
+    _secret,
+)
 from shared.enums import ActionType, CredentialType
+
+# --- credentials ------------------------------------------------------------------------------------
+
+
+class DropboxCredential(CredentialData):
+    """Dropbox app with an offline refresh token (type 13)."""
+
+    refresh_token: Token = _secret(required=True)
+    app_key: Token
+    app_secret: Token = _secret(required=True)
+
+
+# --- config -----------------------------------------------------------------------------------------
 
 
 class UploadDropboxConfig(ActionConfig):

@@ -2,13 +2,50 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Annotated, Any, ClassVar
 
 from shared.actions.config_fields import as_text, is_template, media_type, object_key, one_of, pattern
 from shared.actions.spec import ActionConfig, ActionSpec
+from shared.credential_fields import (
+    CredentialData,
+    EndpointUrl,
+    Line,
+    Token,
+    _secret,
+    matching,
+)
 from shared.enums import ActionType, CredentialType
+
+# --- credentials ------------------------------------------------------------------------------------
+
+
+_BUCKET = re.compile(r"^(?!\d+\.\d+\.\d+\.\d+$)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+class AwsS3Credential(CredentialData):
+    """Amazon S3 or an S3-compatible store (type 4)."""
+
+    access_key_id: Token
+    secret_access_key: Line = _secret(required=True)
+    session_token: Line | None = _secret()
+    region: Annotated[Token, matching(r"^[a-z0-9-]{2,64}$", "must be a region name like us-east-1")] = (
+        "us-east-1"
+    )
+    bucket_name: Annotated[
+        str,
+        matching(
+            _BUCKET.pattern,
+            "must be a bucket name: 3-63 lower-case letters, digits, dots and hyphens, starting and ending "
+            "with a letter or digit",
+        ),
+    ]
+    endpoint_url: EndpointUrl | None = None
+
+
+# --- config -----------------------------------------------------------------------------------------
 
 
 def utc_object_key(now: datetime) -> str:

@@ -43,8 +43,8 @@ from services.executor.actions.config_readers import required_text, secret_value
 from services.executor.actions.filenames import byte_count, encode_content, safe_object_key
 from services.executor.actions.guarded_aiohttp import GuardedConnector
 from services.executor.actions.http_requests import blocked_error, find_cause
+from services.executor.egress import EgressBlocked
 from shared.actions.replies import redact
-from shared.egress import EgressBlocked
 
 WHAT = "Azure Blob Storage credential"
 _SECRET_KEYS = ("connectionString", "accountKey", "sasToken")

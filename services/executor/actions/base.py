@@ -12,8 +12,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from services.executor.egress import EgressGuard
 from shared.actions.outcomes import ActionError, ActionResult, permanent, transient
-from shared.egress import EgressGuard
 from shared.enums import ActionType, Plan
 
 __all__ = [

@@ -40,7 +40,7 @@ from services.executor.actions.config_readers import (
 )
 from services.executor.actions.filenames import RemotePath, byte_count, encode_content, join_remote_path
 from services.executor.actions.http_requests import blocked_error, find_cause
-from shared.egress import EgressBlocked
+from services.executor.egress import EgressBlocked
 from shared.tls import client_ssl_context
 
 WHAT = "FTP credential"

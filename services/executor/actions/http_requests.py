@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 
+from services.executor.egress import EgressBlocked, EgressGuard, HostUnresolvable
 from shared.actions.outcomes import ActionError, permanent, transient
 from shared.actions.replies import HttpReply
-from shared.egress import EgressBlocked, EgressGuard, HostUnresolvable
 
 # Enough for a 4000-character snippet of any UTF-8 text, without buffering arbitrarily large bodies.
 MAX_BODY_BYTES = 64 * 1024

@@ -52,7 +52,7 @@ from services.executor.actions.config_readers import required_text, secret_value
 from services.executor.actions.filenames import byte_count, encode_content, safe_object_key
 from services.executor.actions.guarded_aiohttp import GuardedConnector, NoRedirectSession
 from services.executor.actions.http_requests import blocked_error, find_cause
-from shared.egress import EgressBlocked, EgressGuard
+from services.executor.egress import EgressBlocked, EgressGuard
 
 WHAT = "AWS S3 credential"
 _SSE_VALUES = ("AES256", "aws:kms", "aws:kms:dsse")

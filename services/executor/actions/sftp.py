@@ -40,7 +40,7 @@ from services.executor.actions.config_readers import (
 )
 from services.executor.actions.filenames import RemotePath, byte_count, encode_content, join_remote_path
 from services.executor.actions.http_requests import blocked_error
-from shared.egress import EgressBlocked
+from services.executor.egress import EgressBlocked
 
 WHAT = "SFTP credential"
 CONNECT_TIMEOUT_S = 30.0

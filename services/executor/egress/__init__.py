@@ -1,0 +1,7 @@
+"""The executor's egress guard: every outbound connection is resolved once, checked against the
+policy (``policy.py``), and made to the checked address (``transport.py``, pooled by ``pool.py``)."""
+
+from services.executor.egress.guard import EgressGuard
+from services.executor.egress.policy import EgressBlocked, HostUnresolvable, blocked_cidrs
+
+__all__ = ["EgressBlocked", "EgressGuard", "HostUnresolvable", "blocked_cidrs"]
