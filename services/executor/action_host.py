@@ -10,6 +10,7 @@ import httpx
 from services.executor.actions.base import ActionDeps, ActionSettings
 from services.executor.actions.http_requests import http_request
 from shared.actions.replies import HttpReply
+from shared.actions.spec import SendQuota
 
 
 class ExecutorHost:
@@ -23,6 +24,10 @@ class ExecutorHost:
     @property
     def settings(self) -> ActionSettings:
         return self._deps.settings
+
+    @property
+    def quota(self) -> SendQuota:
+        return self._deps.quota
 
     async def http_request(
         self,

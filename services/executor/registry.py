@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from services.executor.action_host import ExecutorHost
-from services.executor.actions import azure_blob, box, dropbox, email, ftp, http_call, s3, sftp, sms
+from services.executor.actions import azure_blob, box, dropbox, email, ftp, http_call, s3, sftp
 from services.executor.actions.base import Action, ActionContext, ActionDeps, ActionResult
 from shared.actions.configs import built
 from shared.actions.registry import ACTION_SPECS
@@ -21,7 +21,6 @@ from shared.enums import ActionType
 
 _EXECUTOR_ACTIONS: dict[ActionType, Action] = {
     ActionType.SendEmail: email.send_email,
-    ActionType.SendSms: sms.send_sms,
     ActionType.CallApiGet: http_call.call_api,
     ActionType.CallApiPost: http_call.call_api,
     ActionType.CallApiPut: http_call.call_api,

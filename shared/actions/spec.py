@@ -45,19 +45,38 @@ class ActionConfig(BaseModel):
         return self.model_dump(by_alias=True, exclude_none=True)
 
 
-class HttpSettings(Protocol):
+class HostSettings(Protocol):
+    """The per-action tunables a provider reads (the executor's ``ActionSettings``)."""
+
     @property
     def http_timeout_s(self) -> float: ...
 
     @property
     def max_retry_after_s(self) -> float: ...
 
+    @property
+    def twilio_base_url(self) -> str: ...
+
+
+class SendQuota(Protocol):
+    """Daily send limits per department and channel (emails, SMS), shared by every executor."""
+
+    async def reserve(self, count: int) -> None:
+        """Reserve ``count`` messages for today; raises a permanent ActionError naming the limit."""
+
+    async def release(self, count: int) -> None:
+        """Give back a reservation whose send did not happen."""
+
 
 class ActionHost(Protocol):
-    """What the performing process offers an action: outbound HTTP through its egress policy, settings."""
+    """What the performing process offers an action: outbound HTTP through its egress policy, settings,
+    and the department's daily send quota for the action's channel."""
 
     @property
-    def settings(self) -> HttpSettings: ...
+    def settings(self) -> HostSettings: ...
+
+    @property
+    def quota(self) -> SendQuota: ...
 
     async def http_request(
         self,

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from services.executor.egress import EgressGuard
 from shared.actions.outcomes import ActionError, ActionResult, permanent, transient
+from shared.actions.spec import SendQuota
 from shared.enums import ActionType, Plan
 
 __all__ = [
@@ -47,16 +48,6 @@ class ActionContext:
     def idempotency_key(self) -> str:
         """Stable across retries and redeliveries of the same step of the same run."""
         return f"wf-run-{self.run_id}-step-{self.step_id}"
-
-
-class SendQuota(Protocol):
-    """Daily send limits per department and channel (emails, SMS), shared by every executor."""
-
-    async def reserve(self, count: int) -> None:
-        """Reserve ``count`` messages for today; raises a permanent ActionError naming the limit."""
-
-    async def release(self, count: int) -> None:
-        """Give back a reservation whose send did not happen."""
 
 
 class UnlimitedQuota:
