@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from services.executor.action_host import ExecutorHost
-from services.executor.actions import azure_blob, box, dropbox, email, ftp, http_call, s3, sftp
+from services.executor.actions import azure_blob, box, email, ftp, http_call, s3, sftp
 from services.executor.actions.base import Action, ActionContext, ActionDeps, ActionResult
 from shared.actions.configs import built
 from shared.actions.registry import ACTION_SPECS
@@ -30,7 +30,6 @@ _EXECUTOR_ACTIONS: dict[ActionType, Action] = {
     ActionType.UploadFileS3: s3.upload_s3,
     ActionType.UploadFileAzureBlob: azure_blob.upload_azure_blob,
     ActionType.UploadFileBox: box.upload_box,
-    ActionType.UploadFileDropbox: dropbox.upload_dropbox,
 }
 
 

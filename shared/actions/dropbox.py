@@ -1,14 +1,27 @@
-"""UploadFileDropbox: config model and accepted credential (performed by the executor's Dropbox module)."""
+"""UploadFileDropbox: upload the rendered content as a file to Dropbox (HTTP API v2).
+
+* The credential's long-lived ``refreshToken`` is exchanged for a short-lived access token
+  (``POST {api}/oauth2/token``, HTTP Basic ``appKey:appSecret``) on every upload.
+* ``POST {content}/2/files/upload`` sends the bytes; the ``Dropbox-API-Arg`` header carries
+  ``{"path", "mode", "autorename": false}`` as ASCII-only JSON, as Dropbox requires.
+* ``writeMode`` "add" (the default) never replaces a file: an existing one fails the step naming
+  it (409 ``path/conflict``). "overwrite" replaces it.
+* Requests go through the egress guard's HTTP client (HTTPS only, checked addresses).
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Annotated, Any, ClassVar
 
 from shared.actions.config_fields import as_text, dropbox_path, one_of
+from shared.actions.file_names import byte_count, encode_content, join_remote_path
 from shared.actions.file_transfer import FileName, utc_filename
-from shared.actions.spec import ActionConfig, ActionSpec
+from shared.actions.outcomes import ActionError, ActionResult, permanent
+from shared.actions.replies import HttpReply, body_snippet, json_object, redact_error, status_error
+from shared.actions.spec import ActionConfig, ActionHost, ActionSpec, StepRun
 from shared.credential_fields import (
     CredentialData,
     Token,
@@ -38,6 +51,118 @@ class UploadDropboxConfig(ActionConfig):
     write_mode: Annotated[str, as_text(one_of("add", "overwrite"))] = "add"
 
 
+# --- perform ----------------------------------------------------------------------------------------
+
+
+WHAT = "Dropbox credential"
+_WRITE_MODES = ("add", "overwrite")
+
+
+def _json(reply: HttpReply) -> dict[str, Any]:
+    return json_object(reply.text)
+
+
+def _error_text(reply: HttpReply) -> str:
+    body = _json(reply)
+    for key in ("error_summary", "error_description", "error"):
+        if isinstance(body.get(key), str) and body[key]:
+            return str(body[key])
+    return body_snippet(reply.text, 300)
+
+
+def _stored_secret(value: str | None, key: str) -> str:
+    # A secret exactly as stored (it may begin or end with spaces); empty counts as missing.
+    if not value:
+        raise permanent(f"{WHAT} is missing '{key}'")
+    return value
+
+
+async def _access_token(credential: DropboxCredential, host: ActionHost) -> str:
+    refresh_token = _stored_secret(credential.refresh_token, "refreshToken")
+    app_key = (credential.app_key or "").strip()
+    if not app_key:
+        raise permanent(f"{WHAT} is missing 'appKey'")
+    app_secret = _stored_secret(credential.app_secret, "appSecret")
+    reply = await host.http_request(
+        "POST",
+        host.settings.dropbox_api_base_url.rstrip("/") + "/oauth2/token",
+        what="Dropbox token endpoint",
+        timeout=host.settings.http_timeout_s,
+        follow_redirects=False,
+        data={"grant_type": "refresh_token", "refresh_token": refresh_token.strip()},
+        auth=(app_key, app_secret),
+    )
+    if reply.status in (400, 401, 403):
+        raise permanent(f"Dropbox authentication failed: {_error_text(reply)}", result=f"HTTP {reply.status}")
+    if reply.status != 200:
+        raise status_error(reply.status, what="Dropbox token endpoint", detail=_error_text(reply))
+    token = _json(reply).get("access_token")
+    if not isinstance(token, str) or not token:
+        raise permanent("Dropbox token endpoint answered without an access_token")
+    return token
+
+
+async def upload_dropbox(
+    host: ActionHost, step: StepRun, config: UploadDropboxConfig, credential: DropboxCredential | None
+) -> ActionResult:
+    if credential is None:
+        raise permanent("Dropbox upload needs a Dropbox credential")
+    target = join_remote_path(config.target_path or "/", config.filename or None)
+    mode = (config.write_mode or "add").strip().lower()
+    if mode not in _WRITE_MODES:
+        raise permanent(f'Action config has an invalid \'writeMode\' {mode!r} (use "add" or "overwrite")')
+    data = encode_content(step.content)
+    # ensure_ascii: HTTP header values must be ASCII; Dropbox decodes the \\u escapes.
+    api_arg = json.dumps({"path": target.path, "mode": mode, "autorename": False}, ensure_ascii=True)
+
+    try:
+        token = await _access_token(credential, host)
+        reply = await host.http_request(
+            "POST",
+            host.settings.dropbox_content_base_url.rstrip("/") + "/2/files/upload",
+            what="Dropbox upload",
+            timeout=host.settings.upload_timeout_s,
+            follow_redirects=False,
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Content-Type": "application/octet-stream",
+                "Dropbox-API-Arg": api_arg,
+            },
+            content=data,
+        )
+        _check(reply, target.path, mode, host.settings.max_retry_after_s)
+    except ActionError as exc:
+        raise redact_error(exc, [s for s in (credential.refresh_token, credential.app_secret) if s]) from None
+    body = _json(reply)
+    shown = body.get("path_display") or target.path
+    rev = body.get("rev") or "?"
+    return ActionResult(f"Dropbox upload: {shown} (rev: {rev}, {byte_count(len(data))})")
+
+
+def _check(reply: HttpReply, path: str, mode: str, cap: float) -> None:
+    if reply.status == 200:
+        return
+    summary = _error_text(reply)
+    if reply.status == 409:
+        if "conflict" in summary:
+            raise permanent(
+                f"Dropbox upload refused: {path} already exists and writeMode is {mode!r} ({summary})",
+                result="HTTP 409",
+            )
+        raise permanent(f"Dropbox upload to {path} failed: {summary}", result="HTTP 409")
+    if reply.status in (401, 403):
+        raise permanent(f"Dropbox refused the access token ({summary})", result=f"HTTP {reply.status}")
+    raise status_error(
+        reply.status, what=f"Dropbox upload to {path}", detail=summary, retry_after=reply.retry_after()
+    )
+
+
 SPECS: list[ActionSpec[Any, Any]] = [
-    ActionSpec(ActionType.UploadFileDropbox, UploadDropboxConfig, frozenset({CredentialType.Dropbox}))
+    ActionSpec(
+        ActionType.UploadFileDropbox,
+        UploadDropboxConfig,
+        frozenset({CredentialType.Dropbox}),
+        DropboxCredential,
+        upload_dropbox,
+    )
 ]

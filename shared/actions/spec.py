@@ -55,7 +55,16 @@ class HostSettings(Protocol):
     def max_retry_after_s(self) -> float: ...
 
     @property
+    def upload_timeout_s(self) -> float: ...
+
+    @property
     def twilio_base_url(self) -> str: ...
+
+    @property
+    def dropbox_api_base_url(self) -> str: ...
+
+    @property
+    def dropbox_content_base_url(self) -> str: ...
 
 
 class SendQuota(Protocol):

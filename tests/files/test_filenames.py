@@ -8,7 +8,7 @@ import pytest
 
 from services.executor.actions.base import ActionError
 from services.executor.actions.config_readers import flag_value
-from services.executor.actions.filenames import (
+from shared.actions.file_names import (
     default_filename,
     default_object_key,
     join_remote_path,

@@ -26,8 +26,8 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from services.executor.actions.base import ActionContext, ActionDeps, ActionError, ActionResult, permanent
 from services.executor.actions.config_readers import flag_value, required_text, secret_value, text_value
-from services.executor.actions.filenames import byte_count, encode_content, safe_single_name
 from services.executor.actions.http_requests import http_request
+from shared.actions.file_names import byte_count, encode_content, safe_single_name
 from shared.actions.replies import HttpReply, body_snippet, json_object, redact_error, status_error
 
 WHAT = "Box credential"

@@ -49,10 +49,10 @@ from services.executor.actions.base import (
     transient,
 )
 from services.executor.actions.config_readers import required_text, secret_value, text_value
-from services.executor.actions.filenames import byte_count, encode_content, safe_object_key
 from services.executor.actions.guarded_aiohttp import GuardedConnector, NoRedirectSession
 from services.executor.actions.http_requests import blocked_error, find_cause
 from services.executor.egress import EgressBlocked, EgressGuard
+from shared.actions.file_names import byte_count, encode_content, safe_object_key
 
 WHAT = "AWS S3 credential"
 _SSE_VALUES = ("AES256", "aws:kms", "aws:kms:dsse")

@@ -38,9 +38,9 @@ from services.executor.actions.config_readers import (
     secret_value,
     text_value,
 )
-from services.executor.actions.filenames import RemotePath, byte_count, encode_content, join_remote_path
 from services.executor.actions.http_requests import blocked_error
 from services.executor.egress import EgressBlocked
+from shared.actions.file_names import RemotePath, byte_count, encode_content, join_remote_path
 
 WHAT = "SFTP credential"
 CONNECT_TIMEOUT_S = 30.0

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from services.executor.actions.base import permanent
+from shared.actions.outcomes import permanent
 
 MAX_PATH_CHARS = 1024
 
