@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
 
@@ -108,15 +108,14 @@ def _preview(url: str) -> str:
     return url[: min(_PREVIEW_CHARS, len(url) * 2 // 3)] + "…"
 
 
-def _webhook(kind: WebhookKind) -> AfterValidator:
+def _host_rules(kind: WebhookKind) -> Callable[[str], str]:
+    """A field check for a credential's or a config's webhook URL (``WebhookUrlError`` is a ValueError)."""
+
     def check(value: str) -> str:
-        try:
-            validate_webhook_url(kind, value)
-        except WebhookUrlError as exc:
-            raise ValueError(str(exc)) from None
+        validate_webhook_url(kind, value)
         return value
 
-    return AfterValidator(check)
+    return check
 
 
 # --- credentials ------------------------------------------------------------------------------------
@@ -125,13 +124,13 @@ def _webhook(kind: WebhookKind) -> AfterValidator:
 class MicrosoftTeamsCredential(CredentialData):
     """Microsoft Teams incoming webhook (type 8)."""
 
-    webhook_url: Annotated[Line, _webhook("teams")] = _secret(required=True)
+    webhook_url: Annotated[Line, AfterValidator(_host_rules("teams"))] = _secret(required=True)
 
 
 class SlackCredential(CredentialData):
     """Slack (type 9). Sending needs ``webhookUrl``; ``botToken`` is kept for compatibility."""
 
-    webhook_url: Annotated[Line, _webhook("slack")] | None = _secret()
+    webhook_url: Annotated[Line, AfterValidator(_host_rules("slack"))] | None = _secret()
     bot_token: Token | None = _secret()
 
     def cross_field_errors(self) -> list[tuple[str, str]]:
@@ -141,7 +140,7 @@ class SlackCredential(CredentialData):
 class DiscordCredential(CredentialData):
     """Discord (type 10). Sending needs ``webhookUrl``; ``botToken`` is kept for compatibility."""
 
-    webhook_url: Annotated[Line, _webhook("discord")] | None = _secret()
+    webhook_url: Annotated[Line, AfterValidator(_host_rules("discord"))] | None = _secret()
     bot_token: Token | None = _secret()
 
     def cross_field_errors(self) -> list[tuple[str, str]]:
@@ -149,17 +148,6 @@ class DiscordCredential(CredentialData):
 
 
 # --- configs ----------------------------------------------------------------------------------------
-
-
-def _config_webhook(kind: WebhookKind) -> Any:
-    def check(value: str) -> str:
-        try:
-            validate_webhook_url(kind, value)
-        except WebhookUrlError as exc:
-            raise ValueError(str(exc)) from None
-        return value
-
-    return as_text(check)
 
 
 class _WebhookConfig(ActionConfig):
@@ -183,7 +171,7 @@ def _theme_color(value: str) -> str:
 class TeamsConfig(_WebhookConfig):
     title: OneLineText | None = None
     theme_color: Annotated[str, as_text(_theme_color)] = "0076D7"
-    webhook_url: Annotated[str, _config_webhook("teams")] | None = None
+    webhook_url: Annotated[str, as_text(_host_rules("teams"))] | None = None
 
 
 class SlackConfig(_WebhookConfig):
@@ -192,7 +180,7 @@ class SlackConfig(_WebhookConfig):
     icon_emoji: (
         Annotated[str, as_text(pattern(r"^:[\w+'-]+:$", "must be an emoji code like :fire:"))] | None
     ) = None
-    webhook_url: Annotated[str, _config_webhook("slack")] | None = None
+    webhook_url: Annotated[str, as_text(_host_rules("slack"))] | None = None
 
 
 class DiscordConfig(_WebhookConfig):
@@ -201,7 +189,7 @@ class DiscordConfig(_WebhookConfig):
         | None
     ) = None
     avatar_url: Annotated[str, as_text(https_url)] | None = None
-    webhook_url: Annotated[str, _config_webhook("discord")] | None = None
+    webhook_url: Annotated[str, as_text(_host_rules("discord"))] | None = None
 
 
 # --- perform ----------------------------------------------------------------------------------------
