@@ -49,9 +49,9 @@ from services.executor.actions.base import (
     transient,
 )
 from services.executor.actions.config_readers import required_text, secret_value, text_value
-from services.executor.actions.guarded_aiohttp import GuardedConnector, NoRedirectSession
 from services.executor.actions.http_requests import blocked_error, find_cause
 from services.executor.egress import EgressBlocked, EgressGuard
+from services.executor.egress.aiohttp_transport import GuardedConnector, NoRedirectSession
 from shared.actions.file_names import byte_count, encode_content, safe_object_key
 
 WHAT = "AWS S3 credential"
