@@ -86,32 +86,3 @@ OPEN_RUN_STATUSES = frozenset({RunStatus.Pending, RunStatus.Running, RunStatus.R
 class Plan(StrEnum):
     Free = "Free"
     Paid = "Paid"
-
-
-# Which credential types an action accepts; None in the set means "no credential".
-ACTION_CREDENTIALS: dict[ActionType, frozenset[CredentialType | None]] = {
-    ActionType.SendEmail: frozenset({CredentialType.Smtp}),
-    ActionType.SendSms: frozenset({CredentialType.Twilio}),
-    ActionType.CallApiGet: frozenset(
-        {None, CredentialType.HttpBearer, CredentialType.HttpBasic, CredentialType.HttpApiKey}
-    ),
-    ActionType.CallApiPost: frozenset(
-        {None, CredentialType.HttpBearer, CredentialType.HttpBasic, CredentialType.HttpApiKey}
-    ),
-    ActionType.CallApiPut: frozenset(
-        {None, CredentialType.HttpBearer, CredentialType.HttpBasic, CredentialType.HttpApiKey}
-    ),
-    ActionType.CallApiDelete: frozenset(
-        {None, CredentialType.HttpBearer, CredentialType.HttpBasic, CredentialType.HttpApiKey}
-    ),
-    ActionType.UploadFileFtp: frozenset({CredentialType.Ftp}),
-    ActionType.UploadFileSftp: frozenset({CredentialType.Sftp}),
-    ActionType.UploadFileS3: frozenset({CredentialType.AwsS3}),
-    # Webhook actions may carry the URL in ActionConfig ("webhookUrl") instead of a credential.
-    ActionType.SendTeamsMessage: frozenset({None, CredentialType.MicrosoftTeams}),
-    ActionType.SendSlackMessage: frozenset({None, CredentialType.Slack}),
-    ActionType.SendDiscordMessage: frozenset({None, CredentialType.Discord}),
-    ActionType.UploadFileAzureBlob: frozenset({CredentialType.AzureBlobStorage}),
-    ActionType.UploadFileBox: frozenset({CredentialType.Box}),
-    ActionType.UploadFileDropbox: frozenset({CredentialType.Dropbox}),
-}

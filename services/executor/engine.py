@@ -39,6 +39,7 @@ from services.executor.actions.base import (
     SendQuota,
     UnlimitedQuota,
 )
+from services.executor.egress import EgressGuard
 from services.executor.quota import DailySendQuota
 from services.executor.registry import ACTIONS
 from services.executor.store import (
@@ -49,11 +50,11 @@ from services.executor.store import (
     StepDefinition,
     StepRecord,
 )
-from shared.action_configs import ActionConfigError, coerce_rendered, parse_action_config
+from shared.actions.configs import ActionConfigError, coerce_rendered, parse_action_config
+from shared.actions.registry import ACTION_CREDENTIALS
 from shared.config import Settings
 from shared.crypto import DecryptionError, Keyring, credential_aad
-from shared.egress import EgressGuard
-from shared.enums import ACTION_CREDENTIALS, ActionType, CredentialType, EventType, Plan, RunStatus
+from shared.enums import ActionType, CredentialType, EventType, Plan, RunStatus
 from shared.logging import get_logger
 from shared.messages import RunOutcome
 from shared.plans import limits_for

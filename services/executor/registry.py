@@ -1,25 +1,26 @@
-"""ActionType → the one function that performs it."""
+"""ActionType → the one function that performs it.
+
+Provider modules under ``shared/actions/`` that carry their own ``perform`` are run through
+``ExecutorHost`` with the typed config and credential; the others are still performed by the
+executor's modules under ``services/executor/actions/``.
+"""
 
 from __future__ import annotations
 
-from services.executor.actions import (
-    azure_blob,
-    box,
-    dropbox,
-    email,
-    ftp,
-    http_call,
-    s3,
-    sftp,
-    sms,
-    webhooks,
-)
-from services.executor.actions.base import Action
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from services.executor.action_host import ExecutorHost
+from services.executor.actions import azure_blob, box, email, ftp, http_call, s3, sftp
+from services.executor.actions.base import Action, ActionContext, ActionDeps, ActionResult
+from shared.actions.configs import built
+from shared.actions.registry import ACTION_SPECS
+from shared.actions.spec import ActionSpec
+from shared.credential_fields import CredentialData
 from shared.enums import ActionType
 
-ACTIONS: dict[ActionType, Action] = {
+_EXECUTOR_ACTIONS: dict[ActionType, Action] = {
     ActionType.SendEmail: email.send_email,
-    ActionType.SendSms: sms.send_sms,
     ActionType.CallApiGet: http_call.call_api,
     ActionType.CallApiPost: http_call.call_api,
     ActionType.CallApiPut: http_call.call_api,
@@ -27,10 +28,48 @@ ACTIONS: dict[ActionType, Action] = {
     ActionType.UploadFileFtp: ftp.upload_ftp,
     ActionType.UploadFileSftp: sftp.upload_sftp,
     ActionType.UploadFileS3: s3.upload_s3,
-    ActionType.SendTeamsMessage: webhooks.send_teams,
-    ActionType.SendSlackMessage: webhooks.send_slack,
-    ActionType.SendDiscordMessage: webhooks.send_discord,
     ActionType.UploadFileAzureBlob: azure_blob.upload_azure_blob,
     ActionType.UploadFileBox: box.upload_box,
-    ActionType.UploadFileDropbox: dropbox.upload_dropbox,
 }
+
+
+def _credential(model: type[CredentialData] | None, data: Mapping[str, Any] | None) -> Any:
+    """The typed credential from its decrypted data, checked when it was saved, so not again."""
+    if data is None or model is None:
+        return data
+    names = {info.alias or name: name for name, info in model.model_fields.items()}
+    return model.model_construct(**{names[key]: value for key, value in data.items() if key in names})
+
+
+def performer(spec: ActionSpec[Any, Any]) -> Action:
+    """The engine's ``Action`` for a provider's ``perform``."""
+    perform = spec.perform
+    assert perform is not None
+
+    async def run(ctx: ActionContext, deps: ActionDeps) -> ActionResult:
+        # ctx.config was checked and given its defaults by rendered_config: build the model, do not re-validate.
+        config = built(spec.action_type, ctx.config)
+        return await perform(
+            ExecutorHost(deps), ctx, config, _credential(spec.credential_model, ctx.credential)
+        )
+
+    return run
+
+
+class _Actions(Mapping[ActionType, Action]):
+    """A live view of the registry, so an action registered later (a test's) is performed too."""
+
+    def __getitem__(self, action_type: ActionType) -> Action:
+        spec = ACTION_SPECS.get(action_type)
+        if spec is not None and spec.perform is not None:
+            return performer(spec)
+        return _EXECUTOR_ACTIONS[action_type]
+
+    def __iter__(self) -> Iterator[ActionType]:
+        return iter(set(ACTION_SPECS) | set(_EXECUTOR_ACTIONS))
+
+    def __len__(self) -> int:
+        return len(set(ACTION_SPECS) | set(_EXECUTOR_ACTIONS))
+
+
+ACTIONS: Mapping[ActionType, Action] = _Actions()

@@ -17,11 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.executor import metrics
 from services.executor.actions.base import ActionSettings
+from services.executor.egress import EgressGuard
 from services.executor.engine import RunExecutor
 from services.executor.store import RunStore
 from shared.config import Settings
 from shared.db.engine import StatementPool, create_engine, create_statement_pool, database_ready
-from shared.egress import EgressGuard
 from shared.kafka.clients import create_consumer, create_producer, kafka_reachable
 from shared.kafka.concurrent import ConcurrentLoop
 from shared.kafka.connection import KafkaStatus, wait_for_kafka

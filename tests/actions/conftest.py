@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from services.executor.actions.base import ActionContext, ActionDeps, ActionSettings, permanent
-from shared.egress import EgressGuard
+from services.executor.egress import EgressGuard
 from shared.enums import ActionType, Plan
 from tests.peers.https_server import HttpsPeer
 from tests.peers.tls import LocalCA

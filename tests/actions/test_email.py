@@ -9,7 +9,7 @@ import pytest
 
 from services.executor.actions.base import ActionError
 from services.executor.actions.email import send_email
-from shared.egress import EgressGuard
+from services.executor.egress import EgressGuard
 from shared.enums import ActionType, Plan
 from tests.actions.conftest import RecordingQuota, make_ctx, make_deps
 from tests.peers.smtp_server import SmtpPeer

@@ -11,7 +11,7 @@ import pytest
 
 from services.executor.actions.base import ActionError
 from services.executor.actions.http_call import call_api
-from shared.egress import EgressGuard
+from services.executor.egress import EgressGuard
 from shared.enums import ActionType
 from tests.actions.conftest import loopback_guard, make_ctx, make_deps
 from tests.peers.https_server import HttpsPeer, Reply

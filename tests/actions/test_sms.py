@@ -9,11 +9,13 @@ from urllib.parse import parse_qs
 import pytest
 
 from services.executor.actions.base import ActionError
-from services.executor.actions.sms import MAX_SMS_CHARS, TRUNCATION_SUFFIX, prepare_sms_body, send_sms
+from services.executor.registry import ACTIONS
+from shared.actions.sms import MAX_SMS_CHARS, TRUNCATION_SUFFIX, prepare_sms_body
 from shared.enums import ActionType, Plan
 from tests.actions.conftest import RecordingQuota, make_ctx, make_deps
 from tests.peers.https_server import HttpsPeer, Reply
 
+send_sms = ACTIONS[ActionType.SendSms]
 SID = "AC0123456789abcdef0123456789abcdef"
 TOKEN = "twilio-auth-token-123"
 PATH = f"/2010-04-01/Accounts/{SID}/Messages.json"

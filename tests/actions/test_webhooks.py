@@ -9,12 +9,15 @@ from typing import Any
 import pytest
 
 from services.executor.actions.base import ActionDeps, ActionError
-from services.executor.actions.webhooks import send_discord, send_slack, send_teams
+from services.executor.registry import ACTIONS
 from shared.enums import ActionType
 from tests.actions.conftest import loopback_guard, make_ctx, make_deps
 from tests.peers.https_server import HttpsPeer, Reply
 from tests.peers.tls import LocalCA
 
+send_teams = ACTIONS[ActionType.SendTeamsMessage]
+send_slack = ACTIONS[ActionType.SendSlackMessage]
+send_discord = ACTIONS[ActionType.SendDiscordMessage]
 TEAMS_HOST = "contoso.webhook.office.com"
 HOSTS = (TEAMS_HOST, "hooks.slack.com", "discord.com", "evil.example.org")
 TEAMS_URL = f"https://{TEAMS_HOST}/webhookb2/abc/IncomingWebhook/def/secret-teams"

@@ -18,7 +18,7 @@ from shared.config import Settings
 from shared.crypto import Keyring, credential_aad
 from shared.enums import CredentialType
 from tests.api.conftest import MASK, ORIGINS, SMTP_DATA, assert_error, create_credential, set_plan
-from tests.support.helpers import insert_step, store_credential
+from tests.support.helpers import insert_step, store_credential, workflow_with_http_step
 from tests.support.infra import TEST_MASTER_KEY
 
 SECRET: str = SMTP_DATA["password"]
@@ -221,22 +221,13 @@ class TestCapsAndDelete:
     async def test_delete_is_allowed_while_a_step_uses_it(self, api: httpx.AsyncClient) -> None:
         created = await create_credential(api, 5, {"token": "t", "allowedOrigins": ORIGINS})
         cid = created["WorkflowCredentialId"]
-        workflow = (await api.post("/api/v4/workflows", json={"Name": "w", "TriggerEventType": 0})).json()
-        step = await api.post(
-            f"/api/v4/workflows/{workflow['WorkflowId']}/steps",
-            json={
-                "ActionType": 2,
-                "StepOrder": 1,
-                "OutputTemplate": "x",
-                "WorkflowCredentialId": cid,
-                "ActionConfig": json.dumps({"url": "https://cad.example.org/x"}),
-            },
+        workflow_id, _ = await workflow_with_http_step(
+            api, "https://cad.example.org/x", template="x", name="w", action_type=2, credential_id=cid
         )
-        assert step.status_code == 200, step.text
         assert (await api.delete(f"/api/v4/workflows/credentials/{cid}")).status_code == 200
         assert_error(await api.get(f"/api/v4/workflows/credentials/{cid}"), 404)
         assert_error(await api.delete(f"/api/v4/workflows/credentials/{cid}"), 404)
-        fetched = (await api.get(f"/api/v4/workflows/{workflow['WorkflowId']}")).json()
+        fetched = (await api.get(f"/api/v4/workflows/{workflow_id}")).json()
         assert fetched["Steps"][0]["WorkflowCredentialId"] == cid
 
 

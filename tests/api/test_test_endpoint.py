@@ -16,7 +16,7 @@ from tests.api.conftest import assert_error, create_workflow
 from tests.conftest import token_for
 from tests.peers.https_server import HttpsPeer
 from tests.peers.tls import LocalCA
-from tests.support.helpers import execute, fetch
+from tests.support.helpers import execute, fetch, workflow_with_http_step
 
 
 async def test_sample_payload_run_completes_with_logs(
@@ -24,25 +24,20 @@ async def test_sample_payload_run_completes_with_logs(
 ) -> None:
     async with HttpsPeer(local_ca, hostnames=["127.0.0.1", "localhost"]) as receiver:
         # Disabled on purpose: a test run works for disabled workflows too.
-        workflow = await create_workflow(api, IsEnabled=False, TriggerEventType=3)
-        wid = workflow["WorkflowId"]
-        step = await api.post(
-            f"/api/v4/workflows/{wid}/steps",
-            json={
-                "ActionType": 3,
-                "StepOrder": 1,
-                "OutputTemplate": '{"unit": "{{ unit.name }}"}',
-                "ActionConfig": json.dumps({"url": receiver.url("/units", host="127.0.0.1")}),
-            },
+        wid, step_id = await workflow_with_http_step(
+            api,
+            receiver.url("/units", host="127.0.0.1"),
+            template='{"unit": "{{ unit.name }}"}',
+            trigger=3,
+            IsEnabled=False,
         )
-        assert step.status_code == 200, step.text
         response = await api.post(f"/api/v4/workflows/{wid}/test", timeout=60)
         assert response.status_code == 200, response.text
         run = response.json()
         assert (run["Status"], run["IsTest"], run["WorkflowId"], run["TriggerEventType"]) == (2, True, wid, 3)
         assert len(run["Logs"]) == 1
         assert run["Logs"][0]["Status"] == 2
-        assert run["Logs"][0]["WorkflowStepId"] == step.json()["WorkflowStepId"]
+        assert run["Logs"][0]["WorkflowStepId"] == step_id
         requests = receiver.requests_to("POST", "/units")
         assert len(requests) == 1
         assert requests[0].json()["unit"]  # the sample payload's unit name was rendered

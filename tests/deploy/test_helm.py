@@ -13,8 +13,8 @@ import kubernetes_validate
 import pytest
 from kubernetes_validate.utils import SchemaNotFoundError, Version, all_versions
 
+from services.executor.egress import blocked_cidrs
 from shared.db.budget import connections_per_pod
-from shared.egress import blocked_cidrs
 from tests.deploy.crds import validate_custom_resource
 from tests.deploy.manifests import (
     CHART,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from services.executor.actions.base import ActionContext, ActionDeps, ActionSettings
-from shared.egress import EgressGuard
+from services.executor.egress import EgressGuard
 from shared.enums import ActionType, Plan
 
 LOOPBACK = ["127.0.0.0/8"]

@@ -14,11 +14,13 @@ from urllib.parse import parse_qs
 import pytest
 
 from services.executor.actions.base import ActionDeps, ActionError
-from services.executor.actions.dropbox import upload_dropbox
+from services.executor.registry import ACTIONS
 from shared.enums import ActionType
 from tests.files.conftest import make_ctx
 from tests.peers.https_server import HttpsPeer, Reply
 from tests.peers.tls import LocalCA
+
+upload_dropbox = ACTIONS[ActionType.UploadFileDropbox]
 
 CONTENT = "Inventory adjusted: 4 × SCBA cylinders at Station 2 ✓\n"
 UPLOAD = "/2/files/upload"

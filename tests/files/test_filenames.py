@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from services.executor.actions.base import ActionError
-from services.executor.actions.filenames import (
+from services.executor.actions.config_readers import flag_value
+from shared.actions.file_names import (
     default_filename,
     default_object_key,
-    flag_value,
     join_remote_path,
     safe_object_key,
     safe_single_name,

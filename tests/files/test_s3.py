@@ -13,7 +13,7 @@ import pytest
 
 from services.executor.actions.base import ActionDeps, ActionError
 from services.executor.actions.s3 import upload_s3
-from shared.egress import EgressGuard
+from services.executor.egress import EgressGuard
 from shared.enums import ActionType
 from tests.files.conftest import LOOPBACK, make_ctx
 from tests.peers.listener import INTERNAL, Listener

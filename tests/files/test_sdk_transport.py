@@ -17,9 +17,9 @@ from aiohttp import web
 
 from services.executor.actions.azure_blob import upload_azure_blob
 from services.executor.actions.base import ActionDeps, ActionError
-from services.executor.actions.guarded_aiohttp import GuardedConnector
 from services.executor.actions.s3 import upload_s3
-from shared.egress import EgressBlocked, EgressGuard
+from services.executor.egress import EgressBlocked, EgressGuard
+from services.executor.egress.aiohttp_transport import GuardedConnector
 from shared.enums import ActionType
 from tests.files.conftest import make_ctx
 from tests.peers.azurite import ACCOUNT_KEY, ACCOUNT_NAME

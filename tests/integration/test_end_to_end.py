@@ -3,7 +3,6 @@ run Completed and its log stored."""
 
 from __future__ import annotations
 
-import json
 import uuid
 
 import httpx
@@ -14,7 +13,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.config import Settings
 from tests.peers.https_server import HttpsPeer
-from tests.support.helpers import wait_for
+from tests.support.helpers import wait_for, workflow_with_http_step
 
 
 async def test_event_from_kafka_reaches_https_receiver(
@@ -22,21 +21,12 @@ async def test_event_from_kafka_reaches_https_receiver(
 ):
     async with HttpsPeer(local_ca, hostnames=["127.0.0.1", "localhost"]) as receiver:
         receiver_url = receiver.url("/incidents", host="127.0.0.1")
-        created = await api.post(
-            "/api/v4/workflows", json={"Name": "Notify CAD bridge", "TriggerEventType": 0}
+        workflow_id, _ = await workflow_with_http_step(
+            api,
+            receiver_url,
+            template='{"call": "{{ call.name }}", "priority": {{ call.priority }}, "dept": "{{ department.name }}"}',
+            name="Notify CAD bridge",
         )
-        assert created.status_code == 200, created.text
-        workflow_id = created.json()["WorkflowId"]
-        step = await api.post(
-            f"/api/v4/workflows/{workflow_id}/steps",
-            json={
-                "ActionType": 3,
-                "StepOrder": 1,
-                "OutputTemplate": '{"call": "{{ call.name }}", "priority": {{ call.priority }}, "dept": "{{ department.name }}"}',
-                "ActionConfig": json.dumps({"url": receiver_url}),
-            },
-        )
-        assert step.status_code == 200, step.text
 
         event_id = str(uuid.uuid4())
         event = {

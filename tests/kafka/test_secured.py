@@ -5,7 +5,6 @@ clear log line and a 503 from /healthz naming the cause, not as a hang or an exi
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from pydantic import SecretStr
 from shared.config import Settings
 from shared.kafka.clients import create_producer
 from tests.peers.https_server import HttpsPeer
-from tests.support.helpers import isolated, wait_for
+from tests.support.helpers import isolated, wait_for, workflow_with_http_step
 from tests.support.kafka_tls import PASSWORD
 from tests.support.processes import ServiceProcess
 from tests.support.services import running_services
@@ -39,19 +38,12 @@ async def test_event_over_sasl_ssl_reaches_the_https_peer(
         HttpsPeer(local_ca, hostnames=["127.0.0.1"]) as receiver,
         running_services(cfg) as services,
     ):
-        created = await api.post("/api/v4/workflows", json={"Name": "Secured", "TriggerEventType": 0})
-        assert created.status_code == 200, created.text
-        workflow_id = created.json()["WorkflowId"]
-        step = await api.post(
-            f"/api/v4/workflows/{workflow_id}/steps",
-            json={
-                "ActionType": 3,
-                "StepOrder": 1,
-                "OutputTemplate": '{"call": "{{ call.name }}"}',
-                "ActionConfig": json.dumps({"url": receiver.url("/secured", host="127.0.0.1")}),
-            },
+        workflow_id, _ = await workflow_with_http_step(
+            api,
+            receiver.url("/secured", host="127.0.0.1"),
+            template='{"call": "{{ call.name }}"}',
+            name="Secured",
         )
-        assert step.status_code == 200, step.text
         index = services["dispatcher"].index  # type: ignore[attr-defined]
 
         async def indexed() -> bool:

@@ -3,7 +3,6 @@ Kafka defines, headers and a null key, and Kafka's own Java console producer wit
 
 from __future__ import annotations
 
-import json
 import uuid
 
 import httpx
@@ -11,7 +10,7 @@ import orjson
 
 from shared.config import Settings
 from tests.peers.https_server import HttpsPeer
-from tests.support.helpers import fetch, wait_for
+from tests.support.helpers import fetch, wait_for, workflow_with_http_step
 from tests.support.producers import java_console_produce, kcat_produce
 
 CODECS = ("gzip", "snappy", "lz4", "zstd")
@@ -35,19 +34,12 @@ async def test_kcat_every_codec_and_java_zstd_are_delivered(
     dispatcher = services["dispatcher"]
     events_task = dispatcher._tasks[0]  # type: ignore[attr-defined]
     async with HttpsPeer(local_ca, hostnames=["127.0.0.1"]) as receiver:
-        created = await api.post("/api/v4/workflows", json={"Name": "Upstream", "TriggerEventType": 0})
-        assert created.status_code == 200, created.text
-        workflow_id = created.json()["WorkflowId"]
-        step = await api.post(
-            f"/api/v4/workflows/{workflow_id}/steps",
-            json={
-                "ActionType": 3,
-                "StepOrder": 1,
-                "OutputTemplate": '{"via": "{{ call.name }}"}',
-                "ActionConfig": json.dumps({"url": receiver.url("/upstream", host="127.0.0.1")}),
-            },
+        workflow_id, _ = await workflow_with_http_step(
+            api,
+            receiver.url("/upstream", host="127.0.0.1"),
+            template='{"via": "{{ call.name }}"}',
+            name="Upstream",
         )
-        assert step.status_code == 200, step.text
         index = dispatcher.index  # type: ignore[attr-defined]
 
         async def indexed() -> bool:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import httpx
 import pytest
 from opentelemetry import trace
@@ -12,7 +10,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tests.peers.https_server import HttpsPeer
-from tests.support.helpers import wait_for
+from tests.support.helpers import wait_for, workflow_with_http_step
 
 
 @pytest.fixture(scope="module")
@@ -27,23 +25,17 @@ def spans() -> InMemorySpanExporter:
 
 async def test_one_trace_from_api_to_action(api: httpx.AsyncClient, services, local_ca, department_id, spans):
     async with HttpsPeer(local_ca, hostnames=["127.0.0.1"]) as receiver:
-        workflow = (
-            await api.post("/api/v4/workflows", json={"Name": "Traced", "TriggerEventType": 9})
-        ).json()
-        step = await api.post(
-            f"/api/v4/workflows/{workflow['WorkflowId']}/steps",
-            json={
-                "ActionType": 3,
-                "StepOrder": 1,
-                "OutputTemplate": '{"note": "{{ note.title }}"}',
-                "ActionConfig": json.dumps({"url": receiver.url("/notes", host="127.0.0.1")}),
-            },
+        workflow_id, _ = await workflow_with_http_step(
+            api,
+            receiver.url("/notes", host="127.0.0.1"),
+            template='{"note": "{{ note.title }}"}',
+            name="Traced",
+            trigger=9,
         )
-        assert step.status_code == 200, step.text
         index = services["dispatcher"].index
 
         async def indexed():
-            return workflow["WorkflowId"] in index.match(department_id, 9)
+            return workflow_id in index.match(department_id, 9)
 
         await wait_for(indexed, timeout=10)
         published = await api.post(

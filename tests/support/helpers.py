@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
+import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
@@ -177,3 +179,33 @@ async def store_credential(
         {"e": token, "i": credential_id},
     )
     return credential_id
+
+
+async def workflow_with_http_step(
+    api: httpx.AsyncClient,
+    url: str,
+    *,
+    template: str,
+    name: str = "Notify",
+    trigger: int = 0,
+    action_type: int = 3,
+    credential_id: int | None = None,
+    **workflow: Any,
+) -> tuple[int, int]:
+    """A workflow with one HTTP step (CallApiPost unless told), both created through the API: their ids."""
+    created = await api.post(
+        "/api/v4/workflows", json={"Name": name, "TriggerEventType": trigger, **workflow}
+    )
+    assert created.status_code == 200, created.text
+    workflow_id = int(created.json()["WorkflowId"])
+    step: dict[str, Any] = {
+        "ActionType": action_type,
+        "StepOrder": 1,
+        "OutputTemplate": template,
+        "ActionConfig": json.dumps({"url": url}),
+    }
+    if credential_id is not None:
+        step["WorkflowCredentialId"] = credential_id
+    added = await api.post(f"/api/v4/workflows/{workflow_id}/steps", json=step)
+    assert added.status_code == 200, added.text
+    return workflow_id, int(added.json()["WorkflowStepId"])

@@ -4,14 +4,9 @@ from typing import Any
 
 import pytest
 
-from shared.action_configs import (
-    ACTION_CONFIG_SCHEMAS,
-    ActionConfigError,
-    allowed_keys,
-    coerce_rendered,
-    parse_action_config,
-    split_addresses,
-)
+from shared.actions.config_fields import split_addresses
+from shared.actions.configs import ActionConfigError, allowed_keys, coerce_rendered, parse_action_config
+from shared.actions.registry import ACTION_SPECS as ACTION_CONFIG_SCHEMAS
 from shared.enums import ActionType as A
 
 NOW = datetime(2026, 11, 29, 12, 3, 4, tzinfo=UTC)

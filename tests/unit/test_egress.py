@@ -8,7 +8,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from shared.egress import EgressBlocked, EgressGuard
+from services.executor.egress import EgressBlocked, EgressGuard
 from tests.peers.https_server import HttpsPeer, Reply
 from tests.peers.tls import make_local_ca
 

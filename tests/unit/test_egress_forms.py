@@ -15,7 +15,8 @@ import socket
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.egress import _BLOCKED_V4, _BLOCKED_V6, EgressBlocked, EgressGuard, HostUnresolvable
+from services.executor.egress import EgressBlocked, EgressGuard, HostUnresolvable
+from services.executor.egress.policy import _BLOCKED_V4, _BLOCKED_V6
 
 GUARD = EgressGuard()
 V4_NETS = [ipaddress.IPv4Network(cidr) for cidr, _ in _BLOCKED_V4]

@@ -1,6 +1,6 @@
 import pytest
 
-from shared.webhook_rules import WebhookUrlError, validate_webhook_url
+from shared.actions.webhooks import WebhookUrlError, validate_webhook_url
 
 SLACK_TOKEN = "abcdefghijklmnopqrstuvwx"
 SLACK_URL = f"https://hooks.slack.com/services/T00000000/B00000000/{SLACK_TOKEN}"

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pydantic import ConfigDict, Field, field_validator
 
 from services.api.schemas import INT32_MAX, Id32, InputSchema, Schema, UtcDatetime
+from shared.enums import ActionType as EnumActionType
 
 MAX_TEMPLATE_BYTES = 64 * 1024
 MAX_CONDITION_BYTES = 4 * 1024
@@ -57,7 +58,9 @@ class WorkflowStepInput(InputSchema):
         }
     )
 
-    ActionType: int = Field(ge=0, le=14, description="Action type value (0-14)")
+    ActionType: int = Field(
+        ge=0, le=max(EnumActionType), description=f"Action type value (0-{max(EnumActionType)})"
+    )
     StepOrder: int = Field(ge=-INT32_MAX, le=INT32_MAX, description="Steps run in ascending StepOrder")
     OutputTemplate: str = Field(min_length=1, description="Liquid template, at most 64 KB (UTF-8)")
     ActionConfig: str | None = Field(default=None, description="JSON object text with the action's settings")

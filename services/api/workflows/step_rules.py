@@ -11,9 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.api.credentials.repository import CredentialRepository
 from services.api.errors import ValidationFailed
 from services.api.workflows.schemas import WorkflowStepInput
-from shared.action_configs import ActionConfigError, is_template, parse_action_config
+from shared.actions.configs import ActionConfigError, is_template, parse_action_config
+from shared.actions.registry import ACTION_CREDENTIALS
 from shared.credential_types import MAX_ORIGINS, ORIGIN_BOUND, url_origin
-from shared.enums import ACTION_CREDENTIALS, ActionType, CredentialType
+from shared.enums import ActionType, CredentialType
 from shared.models import Workflow, WorkflowCredential, WorkflowStep
 from shared.templating import TemplateError, validate_condition, validate_config, validate_template
 

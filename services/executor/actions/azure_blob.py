@@ -39,10 +39,12 @@ from services.executor.actions.base import (
     permanent,
     transient,
 )
-from services.executor.actions.filenames import byte_count, encode_content, safe_object_key, secret_value
-from services.executor.actions.guarded_aiohttp import GuardedConnector
-from services.executor.actions.results import blocked_error, find_cause, redact, required_text, text_value
-from shared.egress import EgressBlocked
+from services.executor.actions.config_readers import required_text, secret_value, text_value
+from services.executor.actions.http_requests import blocked_error, find_cause
+from services.executor.egress import EgressBlocked
+from services.executor.egress.aiohttp_transport import GuardedConnector
+from shared.actions.file_names import byte_count, encode_content, safe_object_key
+from shared.actions.replies import redact
 
 WHAT = "Azure Blob Storage credential"
 _SECRET_KEYS = ("connectionString", "accountKey", "sasToken")

@@ -10,10 +10,25 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from shared.egress import EgressGuard
+from services.executor.egress import EgressGuard
+from shared.actions.outcomes import ActionError, ActionResult, permanent, transient
+from shared.actions.spec import SendQuota
 from shared.enums import ActionType, Plan
+
+__all__ = [
+    "Action",
+    "ActionContext",
+    "ActionDeps",
+    "ActionError",
+    "ActionResult",
+    "ActionSettings",
+    "SendQuota",
+    "UnlimitedQuota",
+    "permanent",
+    "transient",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,52 +48,6 @@ class ActionContext:
     def idempotency_key(self) -> str:
         """Stable across retries and redeliveries of the same step of the same run."""
         return f"wf-run-{self.run_id}-step-{self.step_id}"
-
-
-@dataclass(frozen=True, slots=True)
-class ActionResult:
-    message: str  # what the run log's ActionResult shows a person, e.g. "HTTP 201: {...}"
-
-
-class ActionError(Exception):
-    """A step that did not succeed.
-
-    ``permanent`` errors (validation, most 4xx, authentication, missing credential, SMTP 5xx)
-    fail the run without retrying; transient ones are retried with backoff. ``retry_after``
-    is a server's hint (Retry-After) in seconds, honoured within a bound by the engine.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        permanent: bool,
-        retry_after: float | None = None,
-        result: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.permanent = permanent
-        self.retry_after = retry_after
-        self.result = result  # optional ActionResult text, e.g. "HTTP 503"
-
-
-def permanent(message: str, *, result: str | None = None) -> ActionError:
-    return ActionError(message, permanent=True, result=result)
-
-
-def transient(message: str, *, retry_after: float | None = None, result: str | None = None) -> ActionError:
-    return ActionError(message, permanent=False, retry_after=retry_after, result=result)
-
-
-class SendQuota(Protocol):
-    """Daily send limits per department and channel (emails, SMS), shared by every executor."""
-
-    async def reserve(self, count: int) -> None:
-        """Reserve ``count`` messages for today; raises a permanent ActionError naming the limit."""
-
-    async def release(self, count: int) -> None:
-        """Give back a reservation whose send did not happen."""
 
 
 class UnlimitedQuota:

@@ -25,23 +25,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from services.executor.actions.base import ActionContext, ActionDeps, ActionError, ActionResult, permanent
-from services.executor.actions.filenames import (
-    byte_count,
-    encode_content,
-    flag_value,
-    safe_single_name,
-    secret_value,
-)
-from services.executor.actions.results import (
-    HttpReply,
-    body_snippet,
-    http_request,
-    json_object,
-    redact_error,
-    required_text,
-    status_error,
-    text_value,
-)
+from services.executor.actions.config_readers import flag_value, required_text, secret_value, text_value
+from services.executor.actions.http_requests import http_request
+from shared.actions.file_names import byte_count, encode_content, safe_single_name
+from shared.actions.replies import HttpReply, body_snippet, json_object, redact_error, status_error
 
 WHAT = "Box credential"
 _SECRET_KEYS = ("clientSecret", "privateKey", "privateKeyPassword", "developerToken")

@@ -23,17 +23,11 @@ from services.executor.actions.base import (
     permanent,
     transient,
 )
-from services.executor.actions.results import (
-    blocked_error,
-    find_cause,
-    left_out_note,
-    port_value,
-    redact_error,
-    required_text,
-    split_recipients,
-    text_value,
-)
-from shared.egress import EgressBlocked
+from services.executor.actions.config_readers import port_value, required_text, text_value
+from services.executor.actions.http_requests import blocked_error, find_cause
+from services.executor.egress import EgressBlocked
+from shared.actions.recipients import left_out_note, split_recipients
+from shared.actions.replies import redact_error
 from shared.enums import Plan
 from shared.tls import client_ssl_context
 

@@ -9,18 +9,9 @@ from typing import Any
 import httpx
 
 from services.executor.actions.base import ActionContext, ActionDeps, ActionError, ActionResult, permanent
-from services.executor.actions.results import (
-    body_snippet,
-    headers_value,
-    http_request,
-    number_value,
-    redact,
-    redact_error,
-    required_text,
-    secret_values,
-    status_error,
-    text_value,
-)
+from services.executor.actions.config_readers import headers_value, number_value, required_text, text_value
+from services.executor.actions.http_requests import http_request
+from shared.actions.replies import body_snippet, redact, redact_error, secret_values, status_error
 from shared.credential_types import url_origin
 from shared.enums import ActionType
 

@@ -31,16 +31,16 @@ from services.executor.actions.base import (
     permanent,
     transient,
 )
-from services.executor.actions.filenames import (
-    RemotePath,
-    byte_count,
-    encode_content,
+from services.executor.actions.config_readers import (
     flag_value,
-    join_remote_path,
+    port_value,
+    required_text,
     secret_value,
+    text_value,
 )
-from services.executor.actions.results import blocked_error, port_value, required_text, text_value
-from shared.egress import EgressBlocked
+from services.executor.actions.http_requests import blocked_error
+from services.executor.egress import EgressBlocked
+from shared.actions.file_names import RemotePath, byte_count, encode_content, join_remote_path
 
 WHAT = "SFTP credential"
 CONNECT_TIMEOUT_S = 30.0

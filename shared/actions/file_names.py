@@ -15,12 +15,10 @@ use the current UTC time.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-from services.executor.actions.base import permanent
+from shared.actions.outcomes import permanent
 
 MAX_PATH_CHARS = 1024
 
@@ -111,24 +109,6 @@ def safe_single_name(value: str | None, *, what: str = "Filename", now: datetime
     return segments[0]
 
 
-def flag_value(source: Mapping[str, Any] | None, key: str, *, what: str, default: bool) -> bool:
-    """A boolean given as JSON true/false or as rendered text ("true", "no", "1"...)."""
-    raw = source.get(key) if source is not None else None
-    if raw is None or (isinstance(raw, str) and not raw.strip()):
-        return default
-    if isinstance(raw, bool):
-        return raw
-    if isinstance(raw, int | float) and raw in (0, 1):
-        return bool(raw)
-    if isinstance(raw, str):
-        text = raw.strip().lower()
-        if text in ("true", "yes", "1", "on"):
-            return True
-        if text in ("false", "no", "0", "off"):
-            return False
-    raise permanent(f"{what} has an invalid '{key}': expected true or false, got {str(raw)[:40]!r}")
-
-
 def encode_content(content: str) -> bytes:
     """The rendered template as UTF-8, encoded once; uploads stream views of this one object."""
     return content.encode("utf-8")
@@ -136,17 +116,3 @@ def encode_content(content: str) -> bytes:
 
 def byte_count(size: int) -> str:
     return f"{size:,} byte{'s' if size != 1 else ''}"
-
-
-def secret_value(
-    source: Mapping[str, Any] | None, key: str, *, what: str, required: bool = False
-) -> str | None:
-    """A secret exactly as stored (passwords may begin or end with spaces); empty counts as missing."""
-    raw = source.get(key) if source is not None else None
-    if raw is None or raw == "":
-        if required:
-            raise permanent(f"{what} is missing '{key}'")
-        return None
-    if not isinstance(raw, str):
-        raise permanent(f"{what} has an invalid '{key}': expected text")
-    return raw

@@ -12,23 +12,49 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Annotated, Any, ClassVar
 
-from services.executor.actions.base import ActionContext, ActionDeps, ActionError, ActionResult, permanent
-from services.executor.actions.filenames import byte_count, encode_content, join_remote_path, secret_value
-from services.executor.actions.results import (
-    HttpReply,
-    body_snippet,
-    http_request,
-    json_object,
-    redact_error,
-    required_text,
-    status_error,
-    text_value,
+from shared.actions.config_fields import as_text, dropbox_path, one_of
+from shared.actions.file_names import byte_count, encode_content, join_remote_path
+from shared.actions.file_transfer import FileName, utc_filename
+from shared.actions.outcomes import ActionError, ActionResult, permanent
+from shared.actions.replies import HttpReply, body_snippet, json_object, redact_error, status_error
+from shared.actions.spec import ActionConfig, ActionHost, ActionSpec, StepRun
+from shared.credential_fields import (
+    CredentialData,
+    Token,
+    _secret,
 )
+from shared.enums import ActionType, CredentialType
+
+# --- credentials ------------------------------------------------------------------------------------
+
+
+class DropboxCredential(CredentialData):
+    """Dropbox app with an offline refresh token (type 13)."""
+
+    refresh_token: Token = _secret(required=True)
+    app_key: Token
+    app_secret: Token = _secret(required=True)
+
+
+# --- config -----------------------------------------------------------------------------------------
+
+
+class UploadDropboxConfig(ActionConfig):
+    stamped: ClassVar[Mapping[str, Callable[[datetime], str]]] = {"filename": utc_filename}
+
+    target_path: Annotated[str, as_text(dropbox_path)] = "/"
+    filename: FileName | None = None
+    write_mode: Annotated[str, as_text(one_of("add", "overwrite"))] = "add"
+
+
+# --- perform ----------------------------------------------------------------------------------------
+
 
 WHAT = "Dropbox credential"
-_SECRET_KEYS = ("refreshToken", "appSecret")
 _WRITE_MODES = ("add", "overwrite")
 
 
@@ -44,16 +70,24 @@ def _error_text(reply: HttpReply) -> str:
     return body_snippet(reply.text, 300)
 
 
-async def _access_token(credential: Any, deps: ActionDeps) -> str:
-    refresh_token = secret_value(credential, "refreshToken", what=WHAT, required=True) or ""
-    app_key = required_text(credential, "appKey", what=WHAT)
-    app_secret = secret_value(credential, "appSecret", what=WHAT, required=True) or ""
-    reply = await http_request(
-        deps.egress,
+def _stored_secret(value: str | None, key: str) -> str:
+    # A secret exactly as stored (it may begin or end with spaces); empty counts as missing.
+    if not value:
+        raise permanent(f"{WHAT} is missing '{key}'")
+    return value
+
+
+async def _access_token(credential: DropboxCredential, host: ActionHost) -> str:
+    refresh_token = _stored_secret(credential.refresh_token, "refreshToken")
+    app_key = (credential.app_key or "").strip()
+    if not app_key:
+        raise permanent(f"{WHAT} is missing 'appKey'")
+    app_secret = _stored_secret(credential.app_secret, "appSecret")
+    reply = await host.http_request(
         "POST",
-        deps.settings.dropbox_api_base_url.rstrip("/") + "/oauth2/token",
+        host.settings.dropbox_api_base_url.rstrip("/") + "/oauth2/token",
         what="Dropbox token endpoint",
-        timeout=deps.settings.http_timeout_s,
+        timeout=host.settings.http_timeout_s,
         follow_redirects=False,
         data={"grant_type": "refresh_token", "refresh_token": refresh_token.strip()},
         auth=(app_key, app_secret),
@@ -68,29 +102,26 @@ async def _access_token(credential: Any, deps: ActionDeps) -> str:
     return token
 
 
-async def upload_dropbox(ctx: ActionContext, deps: ActionDeps) -> ActionResult:
-    credential = ctx.credential
-    if not credential:
+async def upload_dropbox(
+    host: ActionHost, step: StepRun, config: UploadDropboxConfig, credential: DropboxCredential | None
+) -> ActionResult:
+    if credential is None:
         raise permanent("Dropbox upload needs a Dropbox credential")
-    target = join_remote_path(
-        text_value(ctx.config, "targetPath", what="Action config", default="/"),
-        text_value(ctx.config, "filename", what="Action config"),
-    )
-    mode = (text_value(ctx.config, "writeMode", what="Action config", default="add") or "add").lower()
+    target = join_remote_path(config.target_path or "/", config.filename or None)
+    mode = (config.write_mode or "add").strip().lower()
     if mode not in _WRITE_MODES:
         raise permanent(f'Action config has an invalid \'writeMode\' {mode!r} (use "add" or "overwrite")')
-    data = encode_content(ctx.content)
+    data = encode_content(step.content)
     # ensure_ascii: HTTP header values must be ASCII; Dropbox decodes the \\u escapes.
     api_arg = json.dumps({"path": target.path, "mode": mode, "autorename": False}, ensure_ascii=True)
 
     try:
-        token = await _access_token(credential, deps)
-        reply = await http_request(
-            deps.egress,
+        token = await _access_token(credential, host)
+        reply = await host.http_request(
             "POST",
-            deps.settings.dropbox_content_base_url.rstrip("/") + "/2/files/upload",
+            host.settings.dropbox_content_base_url.rstrip("/") + "/2/files/upload",
             what="Dropbox upload",
-            timeout=deps.settings.upload_timeout_s,
+            timeout=host.settings.upload_timeout_s,
             follow_redirects=False,
             headers={
                 "Authorization": f"Bearer {token}",
@@ -99,11 +130,9 @@ async def upload_dropbox(ctx: ActionContext, deps: ActionDeps) -> ActionResult:
             },
             content=data,
         )
-        _check(reply, target.path, mode, deps.settings.max_retry_after_s)
+        _check(reply, target.path, mode, host.settings.max_retry_after_s)
     except ActionError as exc:
-        raise redact_error(
-            exc, [str(credential.get(k) or "") for k in _SECRET_KEYS if credential.get(k)]
-        ) from None
+        raise redact_error(exc, [s for s in (credential.refresh_token, credential.app_secret) if s]) from None
     body = _json(reply)
     shown = body.get("path_display") or target.path
     rev = body.get("rev") or "?"
@@ -126,3 +155,14 @@ def _check(reply: HttpReply, path: str, mode: str, cap: float) -> None:
     raise status_error(
         reply.status, what=f"Dropbox upload to {path}", detail=summary, retry_after=reply.retry_after()
     )
+
+
+SPECS: list[ActionSpec[Any, Any]] = [
+    ActionSpec(
+        ActionType.UploadFileDropbox,
+        UploadDropboxConfig,
+        frozenset({CredentialType.Dropbox}),
+        DropboxCredential,
+        upload_dropbox,
+    )
+]

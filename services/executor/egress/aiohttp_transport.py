@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from shared.egress import EgressGuard
+from services.executor.egress.guard import EgressGuard
 
 
 def _result(host: str, ip: str, port: int) -> ResolveResult:

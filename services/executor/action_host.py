@@ -1,0 +1,60 @@
+"""The executor's side of ``shared.actions.spec.ActionHost``: HTTP through its egress guard, its settings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import httpx
+
+from services.executor.actions.base import ActionDeps, ActionSettings
+from services.executor.actions.http_requests import http_request
+from shared.actions.replies import HttpReply
+from shared.actions.spec import SendQuota
+
+
+class ExecutorHost:
+    """Implements ``ActionHost`` for one step's ``ActionDeps``."""
+
+    __slots__ = ("_deps",)
+
+    def __init__(self, deps: ActionDeps) -> None:
+        self._deps = deps
+
+    @property
+    def settings(self) -> ActionSettings:
+        return self._deps.settings
+
+    @property
+    def quota(self) -> SendQuota:
+        return self._deps.quota
+
+    async def http_request(
+        self,
+        method: str,
+        url: str | httpx.URL,
+        *,
+        what: str,
+        timeout: float,
+        follow_redirects: bool,
+        headers: Mapping[str, str] | None = None,
+        content: str | bytes | None = None,
+        data: Mapping[str, str] | None = None,
+        json: Any = None,
+        auth: httpx.Auth | tuple[str, str] | None = None,
+        private_headers: Iterable[str] = (),
+    ) -> HttpReply:
+        return await http_request(
+            self._deps.egress,
+            method,
+            url,
+            what=what,
+            timeout=timeout,
+            follow_redirects=follow_redirects,
+            headers=headers,
+            content=content,
+            data=data,
+            json=json,
+            auth=auth,
+            private_headers=private_headers,
+        )

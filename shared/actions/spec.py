@@ -1,0 +1,150 @@
+"""What every action provider declares: its config model, the credentials it accepts and its ``perform``.
+
+A provider module builds one ``ActionSpec`` per action type it performs; ``registry.py`` collects them.
+``perform`` receives an ``ActionHost`` (the executor's HTTP client through the egress guard, settings),
+the step being run, the typed config and the typed credential, so a provider imports nothing from
+``services`` and an SDK only inside ``perform``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+import httpx
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+from shared.actions.outcomes import ActionResult
+from shared.actions.replies import HttpReply
+from shared.credential_fields import CredentialData
+from shared.enums import ActionType, CredentialType, Plan
+
+
+class ActionConfig(BaseModel):
+    """Base of the per-action ActionConfig models: camelCase keys, unknown keys forbidden.
+
+    Field types come from ``config_fields``; ``configs.py`` checks the fields one by one (a templated
+    value only once rendered) and builds the model without validating it twice.
+    """
+
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+    # camelCase key -> its default from the UTC moment the run was queued (time-stamped file names).
+    stamped: ClassVar[Mapping[str, Callable[[datetime], str]]] = {}
+
+    @classmethod
+    def rules(cls, config: Mapping[str, Any], *, has_credential: bool | None) -> list[tuple[str, str]]:
+        """Rules across keys, as (camelCase key, message), over the checked keys given (templates kept)."""
+        return []
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as the run log and older readers see it: camelCase keys, unset optional keys left out."""
+        return self.model_dump(by_alias=True, exclude_none=True)
+
+
+class HostSettings(Protocol):
+    """The per-action tunables a provider reads (the executor's ``ActionSettings``)."""
+
+    @property
+    def http_timeout_s(self) -> float: ...
+
+    @property
+    def max_retry_after_s(self) -> float: ...
+
+    @property
+    def upload_timeout_s(self) -> float: ...
+
+    @property
+    def twilio_base_url(self) -> str: ...
+
+    @property
+    def dropbox_api_base_url(self) -> str: ...
+
+    @property
+    def dropbox_content_base_url(self) -> str: ...
+
+
+class SendQuota(Protocol):
+    """Daily send limits per department and channel (emails, SMS), shared by every executor."""
+
+    async def reserve(self, count: int) -> None:
+        """Reserve ``count`` messages for today; raises a permanent ActionError naming the limit."""
+
+    async def release(self, count: int) -> None:
+        """Give back a reservation whose send did not happen."""
+
+
+class ActionHost(Protocol):
+    """What the performing process offers an action: outbound HTTP through its egress policy, settings,
+    and the department's daily send quota for the action's channel."""
+
+    @property
+    def settings(self) -> HostSettings: ...
+
+    @property
+    def quota(self) -> SendQuota: ...
+
+    async def http_request(
+        self,
+        method: str,
+        url: str | httpx.URL,
+        *,
+        what: str,
+        timeout: float,
+        follow_redirects: bool,
+        headers: Mapping[str, str] | None = None,
+        content: str | bytes | None = None,
+        data: Mapping[str, str] | None = None,
+        json: Any = None,
+        auth: httpx.Auth | tuple[str, str] | None = None,
+        private_headers: Iterable[str] = (),
+    ) -> HttpReply:
+        """One request; raises ``ActionError`` (permanent or transient) for refusals and transport failures."""
+        ...
+
+
+class StepRun(Protocol):
+    """The step being performed: ids, the rendered OutputTemplate and the department's plan."""
+
+    @property
+    def run_id(self) -> int: ...
+
+    @property
+    def step_id(self) -> int: ...
+
+    @property
+    def department_id(self) -> int: ...
+
+    @property
+    def content(self) -> str: ...
+
+    @property
+    def plan(self) -> Plan: ...
+
+    @property
+    def attempt(self) -> int: ...
+
+    @property
+    def idempotency_key(self) -> str: ...
+
+
+C = TypeVar("C", bound=ActionConfig)
+K = TypeVar("K", bound=CredentialData)
+
+Perform = Callable[[ActionHost, StepRun, C, K | None], Awaitable[ActionResult]]
+
+
+@dataclass(frozen=True, slots=True)
+class ActionSpec(Generic[C, K]):
+    """One action type: its config model, the credential types it accepts (None: "no credential"),
+    the credential model ``perform`` receives, and ``perform`` itself (None: still performed by the
+    executor's own module)."""
+
+    action_type: ActionType
+    config: type[C]
+    credentials: frozenset[CredentialType | None]
+    credential_model: type[K] | None = None
+    perform: Perform[C, K] | None = None
