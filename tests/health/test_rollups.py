@@ -66,11 +66,13 @@ async def seed(db: AsyncEngine, department_id: int) -> tuple[int, list[Outcome]]
             ).scalar_one()
             if not is_test:  # the health service ignores test outcomes before they reach apply_outcomes
                 outcomes.append(Outcome(run_id, workflow_id, status, queued, started, completed, error))
-        # an unfinished run counts in the totals (not in the rollups yet, so from the runs table)
+        # an unfinished run counts in the totals (not in the rollups yet, so from the runs table); marked
+        # published, or a scheduler of another test of the session would hand it to an executor
         await conn.execute(
             text(
                 "INSERT INTO workflow_runs (workflow_id, department_id, status, trigger_event_type, event_id, "
-                "attempt_number, is_test, queued_on) VALUES (:w, :d, 0, 0, 'pending', 1, false, :q)"
+                "attempt_number, is_test, queued_on, published_on) "
+                "VALUES (:w, :d, 0, 0, 'pending', 1, false, :q, :q)"
             ),
             {"w": workflow_id, "d": department_id, "q": NOW - timedelta(hours=3)},
         )
