@@ -49,6 +49,10 @@ class ConcurrentLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         self.fetch_error: str | None = None  # the last fetch failed with this error (for /healthz)
 
     @property
+    def healthy(self) -> bool:
+        return self.fetch_error is None
+
+    @property
     def in_flight(self) -> int:
         return len(self._tasks)
 
