@@ -5,7 +5,8 @@ producing the runs' messages and awaiting their acks) as a callable. That rest r
 batch's rest, in order, while the next batch is already being handled (up to ``depth`` batches in
 flight; ``depth=1`` is strictly one batch at a time). A batch's offsets are committed only after its
 ``handle`` and its rest both succeeded and every earlier batch was committed, so a committed offset
-never covers work that is not done.
+never covers work that is not done (the offsets and the commit throttle are ``shared.kafka.offsets``,
+shared with the executor's ``shared.kafka.concurrent``).
 
 A fetch that fails (broker unreachable, authorization withdrawn) is retried after a pause, the loop
 unhealthy meanwhile; a batch that cannot be decoded arrives as records to dead-letter
