@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import secrets
+from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -30,6 +31,44 @@ class Environment(StrEnum):
 
 def run_dir() -> Path:
     return Path(os.environ.get("WF_RUN_DIR", ".run"))
+
+
+@dataclass(frozen=True, slots=True)
+class DispatcherSection:
+    port: int
+    batch_max: int
+    scheduler_interval_s: float
+    unpublished_grace_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class ActionSection:
+    """What the executor's actions read (timeouts, provider base URLs)."""
+
+    http_timeout_s: float
+    smtp_timeout_s: float
+    upload_timeout_s: float
+    twilio_base_url: str
+    box_api_base_url: str
+    box_upload_base_url: str
+    dropbox_api_base_url: str
+    dropbox_content_base_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorSection:
+    port: int
+    concurrency: int
+    lease_s: float
+    max_backoff_s: float
+    actions: ActionSection
+
+
+@dataclass(frozen=True, slots=True)
+class HealthSection:
+    port: int
+    retention_log_days: int
+    retention_run_days: int
 
 
 class Settings(BaseSettings):
@@ -183,6 +222,49 @@ class Settings(BaseSettings):
     def host_overrides(self) -> dict[str, str]:
         pairs = (item.split("=", 1) for item in self.egress_host_overrides.split(",") if "=" in item)
         return {host.strip().lower(): target.strip() for host, target in pairs}
+
+    # Per-service sections: read-only views of the flat fields above, which stay the contract (one
+    # WF_* variable each, so as_environment() still round-trips). No defaults are written twice: a
+    # section has none of its own. Built on each access (start-up only, never on a hot path).
+    @property
+    def dispatcher(self) -> DispatcherSection:
+        return DispatcherSection(
+            port=self.dispatcher_port,
+            batch_max=self.dispatcher_batch_max,
+            scheduler_interval_s=self.scheduler_interval_s,
+            unpublished_grace_s=self.unpublished_grace_s,
+        )
+
+    @property
+    def actions(self) -> ActionSection:
+        return ActionSection(
+            http_timeout_s=self.http_timeout_s,
+            smtp_timeout_s=self.smtp_timeout_s,
+            upload_timeout_s=self.upload_timeout_s,
+            twilio_base_url=self.twilio_base_url,
+            box_api_base_url=self.box_api_base_url,
+            box_upload_base_url=self.box_upload_base_url,
+            dropbox_api_base_url=self.dropbox_api_base_url,
+            dropbox_content_base_url=self.dropbox_content_base_url,
+        )
+
+    @property
+    def executor(self) -> ExecutorSection:
+        return ExecutorSection(
+            port=self.executor_port,
+            concurrency=self.executor_concurrency,
+            lease_s=self.executor_lease_s,
+            max_backoff_s=self.executor_max_backoff_s,
+            actions=self.actions,
+        )
+
+    @property
+    def health(self) -> HealthSection:
+        return HealthSection(
+            port=self.health_port,
+            retention_log_days=self.retention_log_days,
+            retention_run_days=self.retention_run_days,
+        )
 
     def as_environment(self) -> dict[str, str]:
         """These settings as the WF_ variables that make a child process (a service started by the tests

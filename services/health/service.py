@@ -3,31 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Sequence
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import Counter
 from pydantic import ValidationError
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.health.retention import apply_retention
 from services.health.rollups import Outcome, apply_outcomes
 from shared.config import Settings
 from shared.db.budget import HEALTH_POOL_SIZE
-from shared.db.engine import create_engine, database_ready
+from shared.db.engine import create_engine
 from shared.enums import FINAL_RUN_STATUSES
 from shared.kafka.batches import BatchLoop
-from shared.kafka.clients import create_consumer, create_producer, kafka_reachable
-from shared.kafka.connection import KafkaStatus, wait_for_kafka
+from shared.kafka.clients import create_consumer, create_producer
 from shared.kafka.dead_letter import DeadLetter, send_dead_letters, undecodable_letter
-from shared.kafka.topics import ensure_topics
 from shared.kafka.undecodable import UndecodableRecord
 from shared.logging import get_logger
 from shared.messages import RunOutcome
-from shared.sidecar import LIVENESS_STALL_S, SideServer
+from shared.service import ConsumerService
 
 log = get_logger(__name__)
 
@@ -71,28 +66,15 @@ def parse_outcomes(
     return outcomes
 
 
-class HealthService:
+class HealthService(ConsumerService):
     def __init__(self, settings: Settings, *, side_port: int | None = None) -> None:
-        self.settings = settings
-        self.side_port = settings.health_port if side_port is None else side_port
-        self.engine: AsyncEngine | None = None
-        self.consumer: AIOKafkaConsumer | None = None
-        self.producer: AIOKafkaProducer | None = None  # for dead letters only
-        self.loop: BatchLoop | None = None
-        self.side: SideServer | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._retention: asyncio.Task[None] | None = None
-        self.kafka_status = KafkaStatus()
+        super().__init__(settings, settings.health.port if side_port is None else side_port)
+        self.loop: BatchLoop | None = None  # the producer is for dead letters only
 
-    async def start(self) -> None:
-        self.settings.require_infrastructure()
+    async def prepare(self) -> None:
         self.engine = create_engine(self.settings, pool_size=HEALTH_POOL_SIZE)
-        # /healthz answers while the cluster cannot be used yet, naming why (TLS, login, unreachable).
-        self.side = SideServer(self.health, self.settings.metrics_host, self.side_port, live=self.liveness)
-        await self.side.start()
-        await wait_for_kafka(self.settings, self.kafka_status)
-        if self.settings.kafka_create_topics:
-            await ensure_topics(self.settings)
+
+    async def begin(self) -> list[asyncio.Task[None]]:
         self.producer = create_producer(self.settings)
         await self.producer.start()
         self.consumer = create_consumer(
@@ -104,8 +86,10 @@ class HealthService:
         # Rollups a second behind are fine (the health endpoint reads the current hour's edge from the
         # runs table): gathering outcomes for half a second saves a transaction and a commit per run.
         self.loop = BatchLoop(self.consumer, self.handle, commit_interval_s=1.0, batch_interval_s=0.5)
-        self._task = asyncio.create_task(self.loop.run())
-        self._retention = asyncio.create_task(self._retain())
+        return [
+            asyncio.create_task(self.loop.run(), name="outcomes"),
+            asyncio.create_task(self._retain(), name="retention"),
+        ]
 
     async def _retain(self) -> None:
         """Hourly, in one replica at a time (an advisory lock), delete what is past retention."""
@@ -121,8 +105,8 @@ class HealthService:
                         try:
                             report = await apply_retention(
                                 self.engine,
-                                log_days=self.settings.retention_log_days,
-                                run_days=self.settings.retention_run_days,
+                                log_days=self.settings.health.retention_log_days,
+                                run_days=self.settings.health.retention_run_days,
                             )
                             log.info(
                                 "retention.applied",
@@ -147,45 +131,3 @@ class HealthService:
             counted = await apply_outcomes(conn, outcomes)
         OUTCOMES.labels("counted").inc(counted)
         OUTCOMES.labels("duplicate").inc(len(outcomes) - counted)
-
-    async def wait(self) -> None:
-        assert self._task is not None
-        await self._task
-
-    async def stop(self) -> None:
-        if self.loop is not None:
-            self.loop.stop()
-        if self._retention is not None:
-            self._retention.cancel()
-        if self._task is not None:
-            await asyncio.wait([self._task], timeout=10)
-            self._task.cancel()
-        if self.consumer is not None:
-            await self.consumer.stop()
-        if self.producer is not None:
-            await self.producer.stop()
-        if self.side is not None:
-            await self.side.stop()
-        if self.engine is not None:
-            await self.engine.dispose()
-
-    async def liveness(self) -> dict[str, bool]:
-        """The consumer loop makes progress (dependencies are /readyz's business)."""
-        # Not started yet (still waiting for Kafka or PostgreSQL) is alive: a restart would not cure a
-        # refused login or an outage; /readyz names the cause.
-        alive = self.loop is None or time.monotonic() - self.loop.heartbeat < LIVENESS_STALL_S
-        return {"consumer_loop": alive}
-
-    async def health(self) -> dict[str, bool]:
-        assert self.engine is not None
-        kafka = self.producer is not None and await kafka_reachable(self.producer)
-        if not kafka and self.producer is not None:
-            await self.kafka_status.refresh(self.settings)
-        return {
-            "database": await database_ready(self.engine),
-            "kafka": kafka,
-            **self.kafka_status.checks(),
-            "consumer_loop": self.loop is not None
-            and time.monotonic() - self.loop.heartbeat < 30
-            and self.loop.healthy,
-        }

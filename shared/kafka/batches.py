@@ -5,7 +5,8 @@ producing the runs' messages and awaiting their acks) as a callable. That rest r
 batch's rest, in order, while the next batch is already being handled (up to ``depth`` batches in
 flight; ``depth=1`` is strictly one batch at a time). A batch's offsets are committed only after its
 ``handle`` and its rest both succeeded and every earlier batch was committed, so a committed offset
-never covers work that is not done.
+never covers work that is not done (the offsets and the commit throttle are ``shared.kafka.offsets``,
+shared with the executor's ``shared.kafka.concurrent``).
 
 A fetch that fails (broker unreachable, authorization withdrawn) is retried after a pause, the loop
 unhealthy meanwhile; a batch that cannot be decoded arrives as records to dead-letter
@@ -34,6 +35,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import Counter
 
+from shared.kafka.offsets import CommitThrottle, OffsetTracker
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -100,8 +102,8 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         # partial batch the next fetch waits until ``batch_interval_s`` after the last one began.
         self.commit_interval_s = commit_interval_s
         self.batch_interval_s = batch_interval_s
-        self._committable: dict[TopicPartition, int] = {}
-        self._last_commit = 0.0
+        self.offsets = OffsetTracker()  # each batch in flight is keyed by its first offset per partition
+        self._commits = CommitThrottle(consumer, self.offsets, interval_s=commit_interval_s)
         self.heartbeat = time.monotonic()
         self.healthy = True
         self._stopping = asyncio.Event()
@@ -137,7 +139,7 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]
                     self.healthy = True
                 records = [record for partition in batch.values() for record in partition]
                 if not records:
-                    await self._commit_done(force=False)
+                    await self._commits.maybe_commit()
                     continue
                 try:
                     rest = await self.handle(records)
@@ -150,13 +152,16 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         finally:
             try:
                 await self._settle()  # a clean stop commits what is in flight
-                await self._commit_done(force=True)
+                await self._commits.flush()
             except asyncio.CancelledError:
                 for entry in list(self._in_flight):
                     entry.task.cancel()
                 raise
 
     def _start(self, entry: _InFlight, rest: Rest | None, size: int) -> None:
+        if entry.epoch == self._epoch:  # else fetched before a revoke: it will commit nothing
+            for tp, first in entry.first.items():
+                self.offsets.partition(tp).take(first, entry.next[tp])
         previous = self._in_flight[-1].task if self._in_flight else None
         entry.task = asyncio.create_task(self._finish(entry, previous, rest, size))
         self._in_flight.append(entry)
@@ -174,8 +179,9 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         else:
             if not self._failed and entry.epoch == self._epoch:
                 self.healthy = True
-                self._committable.update(entry.next)  # batches finish in order: later offsets win
-                await self._commit_done(force=False)
+                for tp, first in entry.first.items():
+                    self.offsets.done(tp, first)
+                await self._commits.maybe_commit()
             else:
                 self._note_rewind(entry.first, entry.epoch)
         finally:
@@ -212,6 +218,9 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         await self._settle()
         assigned = self.consumer.assignment()
         for tp, offset in self._rewind_to.items():
+            taken = self.offsets.partitions.get(tp)
+            if taken is not None:
+                taken.rewind(offset)  # the failed batch and all after it: read again
             if tp in assigned:
                 self.consumer.seek(tp, offset)
         self._rewind_to.clear()
@@ -223,27 +232,6 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)
 
-    async def _commit_done(self, *, force: bool) -> None:
-        if not self._committable or (
-            not force and time.monotonic() - self._last_commit < self.commit_interval_s
-        ):
-            return
-        offsets, self._committable = self._committable, {}
-        self._last_commit = time.monotonic()
-        await self._commit(offsets)
-
-    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
-        assigned = self.consumer.assignment()
-        offsets = {tp: offset for tp, offset in offsets.items() if tp in assigned}
-        if not offsets:
-            return
-        try:
-            await self.consumer.commit(offsets)
-        except Exception as exc:
-            # A rebalance took the partition away; its new owner re-reads from the last commit and
-            # the work's idempotency makes the re-read harmless.
-            log.warning("commit.failed", error=f"{type(exc).__name__}: {exc}"[:300])
-
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         # The batches in flight finish and commit under the generation that still owns the partitions;
         # a batch fetched before now but not in flight yet is dropped (fetched in an older epoch).
@@ -251,9 +239,10 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         for entry in self._in_flight:
             entry.epoch = self._epoch
         await self._settle(self.revoke_wait_s)
-        await self._commit_done(force=True)
+        await self._commits.flush()
         self._epoch += 1  # whatever is still in flight now commits nothing
         self._rewind_to.clear()  # the next assignment starts from the committed offsets
+        self.offsets.forget()
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         return None

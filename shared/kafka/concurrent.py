@@ -1,9 +1,9 @@
 """Consume with many messages in flight, committing only offsets whose messages are all done.
 
 Each partition's commit point is the lowest offset still in flight (or one past the highest offset
-taken when none is). A message is never acknowledged before it finished, even when later ones
-finish first. On a rebalance, the revoked partitions' in-flight work is awaited and committed
-before they are handed over; on shutdown the same happens for everything.
+taken when none is: ``shared.kafka.offsets``). A message is never acknowledged before it finished,
+even when later ones finish first. On a rebalance, the revoked partitions' in-flight work is awaited
+and committed before they are handed over; on shutdown the same happens for everything.
 """
 
 from __future__ import annotations
@@ -17,23 +17,12 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from shared.kafka.batches import CONSUMER_FAILURES, subscribed
+from shared.kafka.offsets import CommitThrottle, OffsetTracker
 from shared.logging import get_logger
 
 log = get_logger(__name__)
 
 RecordHandler = Callable[[ConsumerRecord[bytes, bytes]], Coroutine[Any, Any, None]]
-
-
-class _PartitionTracker:
-    def __init__(self) -> None:
-        self.in_flight: set[int] = set()
-        self.next_offset: int | None = None
-        self.committed: int | None = None
-
-    def commit_point(self) -> int | None:
-        if self.in_flight:
-            return min(self.in_flight)
-        return self.next_offset
 
 
 class ConcurrentLoop(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -52,11 +41,16 @@ class ConcurrentLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         self.drain_timeout_s = drain_timeout_s
         self.commit_interval_s = commit_interval_s
         self.heartbeat = time.monotonic()
-        self._partitions: dict[TopicPartition, _PartitionTracker] = {}
+        self.offsets = OffsetTracker()
+        self._commits = CommitThrottle(consumer, self.offsets, interval_s=commit_interval_s)
         self._tasks: dict[asyncio.Task[None], tuple[TopicPartition, int]] = {}
         self._stopping = asyncio.Event()
         self._slots = asyncio.Semaphore(concurrency)
         self.fetch_error: str | None = None  # the last fetch failed with this error (for /healthz)
+
+    @property
+    def healthy(self) -> bool:
+        return self.fetch_error is None
 
     @property
     def in_flight(self) -> int:
@@ -66,7 +60,6 @@ class ConcurrentLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         self._stopping.set()
 
     async def run(self) -> None:
-        last_commit = time.monotonic()
         while not self._stopping.is_set():
             self.heartbeat = time.monotonic()
             room = self.concurrency - len(self._tasks)
@@ -86,23 +79,21 @@ class ConcurrentLoop(ConsumerRebalanceListener):  # type: ignore[misc]
                     continue
                 self.fetch_error = None
                 for tp, records in batch.items():
-                    tracker = self._partitions.setdefault(tp, _PartitionTracker())
+                    taken = self.offsets.partition(tp)
+                    in_flight = taken.in_flight
                     for record in records:
-                        tracker.in_flight.add(record.offset)
-                        tracker.next_offset = record.offset + 1
+                        in_flight.add(record.offset)
                         task = asyncio.create_task(self.handle(record))
                         self._tasks[task] = (tp, record.offset)
                         task.add_done_callback(self._done)
-            if time.monotonic() - last_commit >= self.commit_interval_s:
-                await self._commit()
-                last_commit = time.monotonic()
+                    if records:
+                        taken.next_offset = records[-1].offset + 1
+            await self._commits.maybe_commit()
         await self._drain(None)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         tp, offset = self._tasks.pop(task)
-        tracker = self._partitions.get(tp)
-        if tracker is not None:
-            tracker.in_flight.discard(offset)
+        self.offsets.done(tp, offset)
         if not task.cancelled() and task.exception() is not None:
             log.error(
                 "message.handler_failed",
@@ -111,34 +102,15 @@ class ConcurrentLoop(ConsumerRebalanceListener):  # type: ignore[misc]
                 offset=offset,
             )
 
-    async def _commit(self, only: set[TopicPartition] | None = None) -> None:
-        offsets = {}
-        for tp, tracker in self._partitions.items():
-            if only is not None and tp not in only:
-                continue
-            point = tracker.commit_point()
-            if point is not None and point != tracker.committed:
-                offsets[tp] = point
-        if not offsets:
-            return
-        try:
-            await self.consumer.commit(offsets)
-        except Exception as exc:
-            log.warning("commit.failed", error=f"{type(exc).__name__}: {exc}"[:300])
-            return
-        for tp, point in offsets.items():
-            self._partitions[tp].committed = point
-
     async def _drain(self, partitions: set[TopicPartition] | None) -> None:
         tasks = [t for t, (tp, _) in self._tasks.items() if partitions is None or tp in partitions]
         if tasks:
             await asyncio.wait(tasks, timeout=self.drain_timeout_s)
-        await self._commit(partitions)
+        await self._commits.flush(partitions)
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         await self._drain(set(revoked))
-        for tp in revoked:
-            self._partitions.pop(tp, None)
+        self.offsets.forget(set(revoked))
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         return None
