@@ -1,1 +1,1 @@
-"""`make bench`: performance figures measured beside their baselines in the same run (CONTRACT.md §6)."""
+"""`make bench`: performance figures measured beside their baselines in the same run (bench/README.md)."""

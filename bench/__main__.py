@@ -1,5 +1,5 @@
 """`make bench` (``python -m bench``): start a dedicated PostgreSQL + Kafka, run the measurements of
-CONTRACT.md §6 (plus ``health``), print a table, write bench/results/latest.json and the plots.
+bench/README.md, "Results file" (plus ``health``), print a table, write bench/results/latest.json and the plots.
 
     python -m bench [--quick] [--only dispatch,execute,latency,api,health,scale] [--keep]
 
@@ -23,7 +23,7 @@ from bench.stack import BenchStack
 from bench.workload import seed_departments, workflow_keys
 
 MEASUREMENTS = ("dispatch", "execute", "latency", "api", "health", "scale")
-DEPARTMENTS = 1000  # of 3 workflows each (CONTRACT.md §6)
+DEPARTMENTS = 1000  # of 3 workflows each (bench/README.md)
 
 
 async def run(stack: BenchStack, only: set[str], quick: bool) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""latest.json in the contract's shape (CONTRACT.md §6; extra keys allowed) and the printed table."""
+"""latest.json in the shape of bench/README.md, "Results file" (extra keys allowed) and the printed table."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""API tokens (CONTRACT.md §3): HS256 with WF_JWT_SECRET, or RS256/ES256 from a JWKS URL."""
+"""API tokens (docs/api-behaviour.md, Tokens and tenancy): HS256 with WF_JWT_SECRET, or RS256/ES256 from a JWKS URL."""
 
 from __future__ import annotations
 

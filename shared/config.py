@@ -1,4 +1,4 @@
-"""Settings for every service, from WF_* environment variables (CONTRACT.md §2).
+"""Settings for every service, from WF_* environment variables (the README's configuration table).
 
 In development and testing, missing secrets (JWT key, master key) are generated once into the run
 directory so that `make up`, the services and `wf token` agree. In production they must be set, and

@@ -1,4 +1,4 @@
-"""Messages on the Kafka topics: the event envelope (CONTRACT.md §5), run messages and run outcomes."""
+"""Messages on the Kafka topics: the event envelope (docs/api-behaviour.md, Events), run messages and run outcomes."""
 
 from __future__ import annotations
 

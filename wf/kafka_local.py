@@ -1,7 +1,10 @@
 """A real single-node Apache Kafka 4.1.1 broker (KRaft) from Maven Central jars, started with `java`.
 
-Used when WF_KAFKA_BOOTSTRAP is unset (development, tests, benchmarks). See shared reference
-`kafka-local.md` for the facts this follows.
+Used when WF_KAFKA_BOOTSTRAP is unset (development, tests, benchmarks). No Docker and no release
+tarball here, so the broker runs from its Maven Central jars (`wf/kafka/pom.xml`, fetched with Maven
+into .cache/) on Java 17; `log4j-slf4j-impl` is added because no POM pulls it in and without it every
+broker log line, fatal start-up errors included, is dropped. aiokafka 0.14 speaks protocol versions
+Kafka 4.x still accepts. AGENTS.md (Tests) says how the test suite uses it.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """One error shape everywhere: {"Error": "<MachineCode>", "Message": "...", "Fields": [...]}.
 
-Invalid input is always 400 (never 422), as the spec and CONTRACT.md §4 require.
+Invalid input is always 400 (never 422), as the spec and docs/api-behaviour.md (JSON) require.
 """
 
 from __future__ import annotations

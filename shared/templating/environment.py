@@ -169,7 +169,7 @@ class _RenderTag(_ForbiddenTag):
 
 
 class SandboxEnvironment(Environment):
-    """Standard Liquid (no extra tags or filters) with the sandbox limits of CONTRACT.md §5."""
+    """Standard Liquid (no extra tags or filters) with the sandbox limits of docs/api-behaviour.md."""
 
     block_nesting_limit = MAX_NESTING_DEPTH
     # Each loop pushes one scope and a render starts with five: with include/render gone, block nesting

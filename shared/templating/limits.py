@@ -1,4 +1,4 @@
-"""Sandbox limits for Liquid templates (CONTRACT.md §5, "Templates")."""
+"""Sandbox limits for Liquid templates (docs/api-behaviour.md, "Templates")."""
 
 MAX_LOOP_ITERATIONS = 500
 MAX_NESTING_DEPTH = 50

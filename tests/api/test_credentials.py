@@ -330,7 +330,7 @@ class TestDestinationBinding:
     async def test_a_credential_without_origins_is_pinned_by_its_first_step(
         self, api: httpx.AsyncClient
     ) -> None:
-        # CONTRACT.md §5 clients send only the token: that must keep working.
+        # Clients may send only the token (docs/api-behaviour.md, Validation): that must keep working.
         bearer = await create_credential(api, 5, {"token": "t"})
         cid = bearer["WorkflowCredentialId"]
         assert "allowedOrigins" not in bearer["Data"]

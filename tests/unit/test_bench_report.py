@@ -1,4 +1,4 @@
-"""bench/results/latest.json keeps the shape CONTRACT.md §6 gives it, and the settings a test or
+"""bench/results/latest.json keeps the shape bench/README.md gives it, and the settings a test or
 benchmark hands a child process read back as the same settings."""
 
 from __future__ import annotations

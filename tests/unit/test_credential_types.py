@@ -578,7 +578,7 @@ def test_re_pointing_a_credential_requires_its_secrets_again(
 
 @pytest.mark.parametrize("ctype", [C.HttpBearer, C.HttpBasic, C.HttpApiKey])
 def test_http_credentials_may_be_stored_without_origins(ctype: C) -> None:
-    # CONTRACT.md §5 clients send only the type's own fields; the API pins the origin on first use.
+    # Clients may send only the type's own fields (docs/api-behaviour.md); the API pins the origin on first use.
     data = {k: v for k, v in VALID[ctype].items() if k != "allowedOrigins"}
     assert "allowedOrigins" not in validate_credential_data(ctype, data)
 

@@ -124,7 +124,7 @@ class CredentialService:
         return credential
 
     async def delete(self, session: AsyncSession, principal: Principal, credential_id: int) -> None:
-        # Steps keep the id: they then fail naming the missing credential (CONTRACT.md §5).
+        # Steps keep the id: they then fail naming the missing credential (docs/api-behaviour.md, Validation).
         if not await CredentialRepository.from_session(session).delete(
             principal.department_id, credential_id
         ):

@@ -1,4 +1,4 @@
-"""Department plans: stored here, Free unless set (CONTRACT.md §3)."""
+"""Department plans: stored here, Free unless set (docs/api-behaviour.md, Tokens and tenancy)."""
 
 from __future__ import annotations
 

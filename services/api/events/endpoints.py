@@ -1,4 +1,4 @@
-"""POST /api/v4/workflows/events: the HTTP door to the `workflows.events` topic (CONTRACT.md §5)."""
+"""POST /api/v4/workflows/events: the HTTP door to the `workflows.events` topic (docs/api-behaviour.md, Events)."""
 
 from __future__ import annotations
 

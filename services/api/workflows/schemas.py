@@ -29,7 +29,7 @@ class WorkflowInput(InputSchema):
     Description: str | None = Field(default=None, max_length=1000)
     TriggerEventType: int = Field(ge=0, le=27, description="Event type value (see GET /eventtypes)")
     IsEnabled: bool = True
-    # Values above 5 are stored as 5 (CONTRACT.md §5); negative is invalid.
+    # Values above 5 are stored as 5 (docs/api-behaviour.md); negative is invalid.
     MaxRetryCount: int = Field(default=3, ge=0, description="Stored as at most 5")
     RetryBackoffBaseSeconds: int = Field(default=5, ge=1, le=3600)
 

@@ -1,5 +1,5 @@
-"""What a step must satisfy to be saved (CONTRACT.md §5): templates parse, ActionConfig fits the action,
-and the credential is the department's own and of a type the action can use."""
+"""What a step must satisfy to be saved (docs/api-behaviour.md, Validation): templates parse,
+ActionConfig fits the action, and the credential is the department's own and of a type the action can use."""
 
 from __future__ import annotations
 
