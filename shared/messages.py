@@ -1,11 +1,14 @@
-"""Messages on the Kafka topics: the event envelope (CONTRACT.md §5), run messages and run outcomes."""
+"""Messages on the Kafka topics: the event envelope (CONTRACT.md §5), run messages (``RunMessage``) and
+run outcomes (``RunOutcome``, built from a run by ``shared.runs.outcomes``)."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.enums import EventType, RunStatus
@@ -69,6 +72,33 @@ def json_depth(value: Any) -> int:
 
 def new_event_id() -> str:
     return str(uuid.uuid4())
+
+
+@dataclass(frozen=True, slots=True)
+class RunMessage:
+    """A run handed to the executors on the runs topic (keyed by department). A plain dataclass, not
+    a pydantic model: the dispatcher builds thousands a second and the executor needs only ``RunId``."""
+
+    RunId: int
+    DepartmentId: int
+    AttemptNumber: int = 1
+
+    def to_bytes(self) -> bytes:
+        return self.encode(self.RunId, self.DepartmentId, self.AttemptNumber)
+
+    @staticmethod
+    def encode(run_id: int, department_id: int, attempt_number: int = 1) -> bytes:
+        """``RunMessage(...).to_bytes()`` without building the object (the dispatcher's hand-off)."""
+        return orjson.dumps({"RunId": run_id, "DepartmentId": department_id, "AttemptNumber": attempt_number})
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> RunMessage:
+        """Raises ValueError, KeyError or TypeError for a message that is not a run message. Only
+        ``RunId`` is required, as the executor always read it: the other keys are informative."""
+        message = orjson.loads(data)
+        return cls(
+            int(message["RunId"]), int(message.get("DepartmentId", 0)), int(message.get("AttemptNumber", 1))
+        )
 
 
 class RunOutcome(BaseModel):

@@ -31,6 +31,7 @@ from shared.kafka.topics import ensure_topics
 from shared.kafka.undecodable import UndecodableRecord
 from shared.keys import keyring_from
 from shared.logging import get_logger
+from shared.messages import RunMessage
 from shared.service_main import wait_for_failure
 from shared.sidecar import LIVENESS_STALL_S, SideServer
 from shared.tracing import context_from_headers, tracer
@@ -116,7 +117,7 @@ class ExecutorService:
         if isinstance(record, UndecodableRecord):
             return undecodable_letter(record)
         try:
-            return int(orjson.loads(record.value or b"")["RunId"])
+            return RunMessage.from_bytes(record.value or b"").RunId
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             return DeadLetter(record, f"not a run message: {type(exc).__name__}: {exc}"[:300], "invalid_run")
 
