@@ -40,7 +40,7 @@ class RunToPublish:
 
 
 def run_message(run: RunToPublish) -> bytes:
-    return RunMessage.encode(run.run_id, run.department_id, run.attempt_number)
+    return RunMessage(run.run_id, run.department_id, run.attempt_number).to_bytes()
 
 
 Keyed = tuple[bytes, bytes, Sequence[tuple[str, bytes]]]  # key, value, headers

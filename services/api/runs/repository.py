@@ -59,11 +59,6 @@ class RunRepository:
         )
         return (await self.session.execute(stmt)).scalars().all()
 
-    async def add(self, run: WorkflowRun) -> WorkflowRun:
-        self.session.add(run)
-        await self.session.flush()
-        return run
-
     async def cancel(self, run: WorkflowRun) -> WorkflowRun:
         return await runs_cancel.cancel(self.session, run)
 
