@@ -16,6 +16,7 @@ from bench.harness import PairedFigures, bench_process, say, service, settings_e
 from bench.stack import BenchStack
 from bench.workload import CALL_NAME
 from shared.config import Settings
+from shared.runs.sql import COMPLETED, FAILED, RETRYING
 
 INSERT_RUNS = text(
     """
@@ -35,10 +36,10 @@ INSERT_RUNS = text(
 )
 
 SPAN = text(
-    "SELECT count(*) FILTER (WHERE status = 2), count(*) FILTER (WHERE status IN (3, 5)), "
+    f"SELECT count(*) FILTER (WHERE status = {COMPLETED}), count(*) FILTER (WHERE status IN ({FAILED}, {RETRYING})), "
     "extract(epoch FROM max(completed_on) - min(started_on)), "
     "(SELECT count(*) FROM workflow_run_logs l JOIN workflow_runs r USING (workflow_run_id) "
-    " WHERE r.event_id LIKE :p AND l.status = 2) "
+    f" WHERE r.event_id LIKE :p AND l.status = {COMPLETED}) "
     "FROM workflow_runs WHERE event_id LIKE :p"
 )
 

@@ -16,6 +16,7 @@ from bench.api import ApiServer, load
 from bench.harness import say
 from bench.stack import BenchStack
 from bench.workload import seed_departments
+from shared.runs.sql import COMPLETED, FAILED
 
 HEALTH_DEPARTMENT = 100_002
 
@@ -33,14 +34,14 @@ INSERT_RUNS = text(
 
 # What the health service's consumer would have accumulated for those runs (services/health/rollups.py).
 ROLLUPS = text(
-    """
+    f"""
     INSERT INTO health_rollups (workflow_id, bucket_start, total_runs, success_runs, failed_runs, duration_sum_ms,
                                 duration_count)
-    SELECT workflow_id, date_trunc('hour', queued_on), count(*), count(*) FILTER (WHERE status = 2),
-           count(*) FILTER (WHERE status = 3),
+    SELECT workflow_id, date_trunc('hour', queued_on), count(*), count(*) FILTER (WHERE status = {COMPLETED}),
+           count(*) FILTER (WHERE status = {FAILED}),
            coalesce(sum(floor(extract(epoch FROM completed_on - started_on) * 1000)::bigint)
-                    FILTER (WHERE status = 2), 0),
-           count(*) FILTER (WHERE status = 2)
+                    FILTER (WHERE status = {COMPLETED}), 0),
+           count(*) FILTER (WHERE status = {COMPLETED})
     FROM workflow_runs WHERE workflow_id = :workflow_id GROUP BY 1, 2
     """
 )

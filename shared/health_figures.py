@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from shared.runs.sql import COMPLETED, FAILED, FINAL, OPEN
+
 WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 
 FULL_HOURS = text(
@@ -26,13 +28,13 @@ FULL_HOURS = text(
 )
 
 EDGE_RUNS = text(
-    """
-    SELECT count(*), count(*) FILTER (WHERE status = 2), count(*) FILTER (WHERE status = 3),
+    f"""
+    SELECT count(*), count(*) FILTER (WHERE status = {COMPLETED}), count(*) FILTER (WHERE status = {FAILED}),
            coalesce(sum(floor(extract(epoch FROM completed_on - started_on) * 1000)::bigint)
-                    FILTER (WHERE status = 2 AND started_on IS NOT NULL AND completed_on IS NOT NULL), 0),
-           count(*) FILTER (WHERE status = 2 AND started_on IS NOT NULL AND completed_on IS NOT NULL)
+                    FILTER (WHERE status = {COMPLETED} AND started_on IS NOT NULL AND completed_on IS NOT NULL), 0),
+           count(*) FILTER (WHERE status = {COMPLETED} AND started_on IS NOT NULL AND completed_on IS NOT NULL)
     FROM workflow_runs
-    WHERE workflow_id = :w AND queued_on >= :start AND queued_on < :end AND status IN (2, 3, 4) AND NOT is_test
+    WHERE workflow_id = :w AND queued_on >= :start AND queued_on < :end AND status IN {FINAL} AND NOT is_test
     """
 )
 
@@ -41,11 +43,11 @@ LATEST = text("SELECT last_run_on, last_error FROM health_latest WHERE workflow_
 # Unfinished runs are not in the rollups yet; the partial index of open runs by (department,
 # workflow) keeps this to a handful of rows.
 OPEN_RUNS = text(
-    """
+    f"""
     SELECT count(*) FILTER (WHERE queued_on >= :d1), count(*) FILTER (WHERE queued_on >= :d7), count(*),
            max(queued_on)
     FROM workflow_runs
-    WHERE department_id = :d AND workflow_id = :w AND status IN (0, 1, 5) AND NOT is_test AND queued_on >= :d30
+    WHERE department_id = :d AND workflow_id = :w AND status IN {OPEN} AND NOT is_test AND queued_on >= :d30
     """
 )
 

@@ -1,11 +1,13 @@
-"""Messages on the Kafka topics: the event envelope (docs/api-behaviour.md, Events), run messages and run outcomes."""
+"""Messages on the Kafka topics: the event envelope (docs/api-behaviour.md, Events), run messages
+(``RunMessage``) and run outcomes (``RunOutcome``, built from a run by ``shared.runs.outcomes``)."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.enums import EventType, RunStatus
@@ -69,6 +71,30 @@ def json_depth(value: Any) -> int:
 
 def new_event_id() -> str:
     return str(uuid.uuid4())
+
+
+class RunMessage(NamedTuple):
+    """A run handed to the executors on the runs topic (keyed by department). A named tuple, not a
+    pydantic model or a frozen dataclass: the dispatcher encodes thousands a second and the executor
+    decodes each, and a tuple is the cheapest immutable object to build (bench/README.md, codecs)."""
+
+    RunId: int
+    DepartmentId: int
+    AttemptNumber: int = 1
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(
+            {"RunId": self.RunId, "DepartmentId": self.DepartmentId, "AttemptNumber": self.AttemptNumber}
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> RunMessage:
+        """Raises ValueError, KeyError or TypeError for a message that is not a run message. Only
+        ``RunId`` is required, as the executor always read it: the other keys are informative."""
+        message = orjson.loads(data)
+        return cls(
+            int(message["RunId"]), int(message.get("DepartmentId", 0)), int(message.get("AttemptNumber", 1))
+        )
 
 
 class RunOutcome(BaseModel):

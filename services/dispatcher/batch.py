@@ -28,7 +28,6 @@ from datetime import datetime
 import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
-from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -42,9 +41,10 @@ from shared.enums import EventType, RunStatus
 from shared.kafka.batches import Rest
 from shared.kafka.dead_letter import send_dead_letters
 from shared.logging import get_logger
-from shared.messages import RunOutcome
 from shared.plans import daily_cap_message, limits_for
-from shared.runs_outbox import RunToPublish, announce_outcomes, produce_runs
+from shared.runs.outbox import RunToPublish, announce_outcomes, produce_runs
+from shared.runs.outcomes import run_outcome
+from shared.runs.statements import CREATE, EXISTING_WAITING, LIMIT_NEW
 from shared.tracing import context_from_headers, kafka_headers, tracer
 
 log = get_logger(__name__)
@@ -53,47 +53,6 @@ log = get_logger(__name__)
 # SPLIT_AT runs: a small batch is cheaper in one transaction.
 STORE_CONNECTIONS = 2
 SPLIT_AT = 200
-
-# The batch travels as one JSON array unpacked by jsonb_to_recordset: orjson builds it in C, where
-# psycopg's list-to-array dumping of six parallel lists was the dispatcher's largest CPU cost (py-spy,
-# bench/README.md).
-INSERT_RUNS = text(
-    """
-    INSERT INTO workflow_runs (workflow_id, department_id, status, trigger_event_type, event_id, attempt_number,
-                               is_test, input_payload, occurred_on, queued_on, published_on)
-    SELECT t.workflow_id, t.department_id, 0, t.event_type, t.event_id, 1, coalesce(t.is_test, false), t.payload,
-           t.occurred_on, now(), now()
-    FROM jsonb_to_recordset(CAST(:rows AS jsonb))
-         AS t(workflow_id int, department_id int, event_type int, event_id text, payload jsonb,
-              occurred_on timestamptz, is_test boolean)
-    JOIN workflows w ON w.workflow_id = t.workflow_id AND w.department_id = t.department_id
-    ON CONFLICT (workflow_id, event_id) DO NOTHING
-    RETURNING workflow_run_id, workflow_id, event_id, queued_on
-    """
-)
-
-# Runs of a redelivered event that exist already and still wait for their first claim: their messages
-# may never have been acknowledged (the offset was not committed), so they are produced again.
-EXISTING_WAITING_RUNS = text(
-    """
-    SELECT r.workflow_run_id, r.workflow_id, r.event_id, r.queued_on
-    FROM jsonb_to_recordset(CAST(:keys AS jsonb)) AS k(workflow_id int, event_id text)
-    JOIN workflow_runs r ON r.workflow_id = k.workflow_id AND r.event_id = k.event_id
-    WHERE r.status = 0 AND r.next_attempt_on IS NULL
-    """
-)
-
-SETTLE_RUNS = text(
-    """
-    UPDATE workflow_runs r
-    SET status = t.status, next_attempt_on = t.next_attempt_on, error_message = t.error,
-        completed_on = CASE WHEN t.status = 3 THEN now() END, published_on = NULL,
-        outcome_pending_since = CASE WHEN t.status = 3 THEN now() END
-    FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS int[]), CAST(:next AS timestamptz[]),
-                CAST(:errors AS text[])) AS t(id, status, next_attempt_on, error)
-    WHERE r.workflow_run_id = t.id
-    """
-)
 
 
 @dataclass(slots=True)
@@ -244,13 +203,13 @@ class BatchDispatcher:
                 row["is_test"] = True
             rows.append(row)
             order.setdefault((workflow_id, env.EventId), (position, event))
-        result = await conn.execute(INSERT_RUNS, {"rows": orjson.dumps(rows).decode()})
+        result = await conn.execute(CREATE, {"rows": orjson.dumps(rows).decode()})
         runs = [self._run(order, *row) for row in result]
         metrics.EVENTS_DUPLICATE.inc(len(candidates) - len(runs))
         if len(runs) < len(order):
             inserted = {(r.workflow_id, r.event_id) for r in runs}
             keys = [{"workflow_id": w, "event_id": e} for (w, e) in order if (w, e) not in inserted]
-            existing = await conn.execute(EXISTING_WAITING_RUNS, {"keys": orjson.dumps(keys).decode()})
+            existing = await conn.execute(EXISTING_WAITING, {"keys": orjson.dumps(keys).decode()})
             again = [self._run(order, *row, redelivered=True) for row in existing]
             metrics.RUNS_RELEASED.labels("redelivered").inc(len(again))
             runs.extend(again)
@@ -324,7 +283,7 @@ class BatchDispatcher:
         changed = [r for r in runs if r.status is not RunStatus.Pending or r.next_attempt_on is not None]
         if changed:
             await conn.execute(
-                SETTLE_RUNS,
+                LIMIT_NEW,
                 {
                     "ids": [r.run_id for r in changed],
                     "statuses": [int(r.status) for r in changed],
@@ -349,15 +308,17 @@ class BatchDispatcher:
             self.producer,
             self.settings,
             [
-                RunOutcome(
-                    RunId=run.run_id,
-                    WorkflowId=run.workflow_id,
-                    DepartmentId=run.department_id,
-                    Status=RunStatus.Failed,
-                    IsTest=run.is_test,
-                    QueuedOn=run.queued_on,
-                    CompletedOn=run.queued_on,
-                    ErrorMessage=run.error,
+                run_outcome(
+                    run.run_id,
+                    run.workflow_id,
+                    run.department_id,
+                    RunStatus.Failed,
+                    run.is_test,
+                    1,
+                    run.queued_on,
+                    None,
+                    run.queued_on,
+                    run.error,
                 )
                 for run in capped
             ],

@@ -5,69 +5,24 @@ retry, or committed but never published) are locked with ``FOR UPDATE SKIP LOCKE
 replicas never release the same run — marked published and produced to the run topic before the
 commit. A Running run whose executor stopped renewing its lease is put back to Pending. A final run whose
 outcome was not acknowledged within the grace period (the run row is the outcome's outbox:
-shared/runs_outbox.py) has its outcome published again, and its mark cleared in the same transaction.
+shared/runs/outbox.py) has its outcome published again, and its mark cleared in the same transaction.
 No Kafka message is ever held unacknowledged while a run waits.
 """
 
 from __future__ import annotations
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.dispatcher import metrics
 from shared.config import Settings
 from shared.enums import RunStatus
 from shared.logging import get_logger
-from shared.messages import RunOutcome
-from shared.runs_outbox import (
-    OUTCOMES_DUE,
-    RunToPublish,
-    clear_outcomes_pending,
-    produce_outcomes,
-    produce_runs,
-)
+from shared.runs.outbox import RunToPublish, clear_outcomes_pending, produce_outcomes, produce_runs
+from shared.runs.outcomes import run_outcome
+from shared.runs.statements import OUTCOMES_DUE, QUEUE_DEPTH, REAP_EXPIRED_LEASES, RELEASE_DUE
 
 log = get_logger(__name__)
-
-RELEASE_DUE = text(
-    """
-    WITH due AS (
-        SELECT workflow_run_id FROM workflow_runs
-        WHERE status IN (0, 5) AND published_on IS NULL
-          AND coalesce(next_attempt_on, queued_on) <= now()
-          AND (next_attempt_on IS NOT NULL OR queued_on <= now() - make_interval(secs => :grace))
-        ORDER BY coalesce(next_attempt_on, queued_on)
-        LIMIT :limit
-        FOR UPDATE SKIP LOCKED
-    )
-    UPDATE workflow_runs r SET published_on = now()
-    FROM due WHERE r.workflow_run_id = due.workflow_run_id
-    RETURNING r.workflow_run_id, r.department_id, r.attempt_number, r.status, r.next_attempt_on IS NULL
-    """
-)
-
-REAP_EXPIRED_LEASES = text(
-    """
-    WITH expired AS (
-        SELECT workflow_run_id FROM workflow_runs
-        WHERE status = 1 AND lease_until < now()
-        LIMIT 500 FOR UPDATE SKIP LOCKED
-    )
-    UPDATE workflow_runs r
-    SET status = 0, published_on = NULL, next_attempt_on = now(), lease_owner = NULL, lease_until = NULL
-    FROM expired WHERE r.workflow_run_id = expired.workflow_run_id
-    RETURNING r.workflow_run_id
-    """
-)
-
-QUEUE_DEPTH = text(
-    """
-    SELECT count(*), coalesce(extract(epoch FROM now() - min(coalesce(next_attempt_on, queued_on))), 0)
-    FROM workflow_runs
-    WHERE status IN (0, 5) AND coalesce(next_attempt_on, queued_on) <= now()
-    """
-)
 
 
 class Scheduler:
@@ -94,7 +49,7 @@ class Scheduler:
                 [RunToPublish(run_id, dep, attempt) for run_id, dep, attempt, _, _ in rows],
             )
         for _, _, _, status, unpublished in rows:
-            kind = "retry" if status == 5 else ("unpublished" if unpublished else "deferred")
+            kind = "retry" if status == RunStatus.Retrying else ("unpublished" if unpublished else "deferred")
             metrics.RUNS_RELEASED.labels(kind).inc()
         announced = await self.republish_outcomes(limit=limit)
         return len(rows) + announced
@@ -111,32 +66,7 @@ class Scheduler:
             await produce_outcomes(
                 self.producer,
                 self.settings,
-                [
-                    RunOutcome(
-                        RunId=run_id,
-                        WorkflowId=workflow_id,
-                        DepartmentId=department_id,
-                        Status=RunStatus(status),
-                        IsTest=is_test,
-                        AttemptNumber=attempt,
-                        QueuedOn=queued_on,
-                        StartedOn=started_on,
-                        CompletedOn=completed_on,
-                        ErrorMessage=error,
-                    )
-                    for (
-                        run_id,
-                        workflow_id,
-                        department_id,
-                        status,
-                        is_test,
-                        attempt,
-                        queued_on,
-                        started_on,
-                        completed_on,
-                        error,
-                    ) in rows
-                ],
+                [run_outcome(*row) for row in rows],
             )
             await clear_outcomes_pending(conn, [row[0] for row in rows])
         metrics.OUTCOMES_REPUBLISHED.inc(len(rows))

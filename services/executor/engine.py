@@ -56,9 +56,9 @@ from shared.config import Settings
 from shared.crypto import DecryptionError, Keyring, credential_aad
 from shared.enums import ActionType, CredentialType, EventType, Plan, RunStatus
 from shared.logging import get_logger
-from shared.messages import RunOutcome
 from shared.plans import limits_for
-from shared.runs_outbox import produce_outcomes
+from shared.runs.outbox import produce_outcomes
+from shared.runs.outcomes import run_outcome
 from shared.templating import TemplateError, evaluate_condition, render, render_config
 from shared.templating.budget import StepBudget
 from shared.templating.context import build_context
@@ -441,19 +441,19 @@ class RunExecutor:
         metrics.RUNS.labels(status.name).inc()
         if final:
             workflow_id, department_id, queued_on, started_on, completed_on, is_test = row
-            outcome = RunOutcome(
-                RunId=run.run_id,
-                WorkflowId=workflow_id,
-                DepartmentId=department_id,
-                Status=status,
-                IsTest=is_test,
-                AttemptNumber=attempt or run.attempt,
-                QueuedOn=queued_on,
-                StartedOn=started_on,
-                CompletedOn=completed_on,
-                ErrorMessage=error[:ERROR_CHARS] if error else None,
+            outcome = run_outcome(
+                run.run_id,
+                workflow_id,
+                department_id,
+                status,
+                is_test,
+                attempt or run.attempt,
+                queued_on,
+                started_on,
+                completed_on,
+                error[:ERROR_CHARS] if error else None,
             )
-            # The run row is the outbox (shared/runs_outbox.py): unacknowledged, the outcome stays marked
+            # The run row is the outbox (shared/runs/outbox.py): unacknowledged, the outcome stays marked
             # and the scheduler publishes it after the grace period.
             try:
                 await produce_outcomes(self.producer, self.settings, [outcome])

@@ -27,6 +27,7 @@ from shared.kafka.lag import consumer_lag
 from shared.kafka.undecodable import UndecodableRecord
 from shared.keys import keyring_from
 from shared.logging import get_logger
+from shared.messages import RunMessage
 from shared.service import ConsumerService
 from shared.tracing import context_from_headers, tracer
 
@@ -94,7 +95,7 @@ class ExecutorService(ConsumerService):
         if isinstance(record, UndecodableRecord):
             return undecodable_letter(record)
         try:
-            return int(orjson.loads(record.value or b"")["RunId"])
+            return RunMessage.from_bytes(record.value or b"").RunId
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             return DeadLetter(record, f"not a run message: {type(exc).__name__}: {exc}"[:300], "invalid_run")
 

@@ -14,34 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shared.db.coalescer import Coalescer
 from shared.db.engine import StatementPool
 from shared.logging import get_logger
+from shared.runs.statements import CLAIM, CLEAR_OUTCOMES_PENDING_SQL, RECORD_STEPS, RENEW, RENEW_MANY, SETTLE
 
 log = get_logger(__name__)
 
-# A run can be claimed when it is waiting and due, or when its previous executor's lease ran out.
-# Claims, step records and settlements of the runs in flight are coalesced (shared/db/coalescer.py):
-# one statement serves every run that asked while the previous one was in flight.
-CLAIM = """
-    WITH claimed AS (
-        UPDATE workflow_runs
-        SET status = 1, started_on = coalesce(started_on, now()), lease_owner = %(owner)s,
-            lease_until = now() + make_interval(secs => %(lease)s)
-        WHERE workflow_run_id = ANY(CAST(%(ids)s AS bigint[]))
-          AND ((status IN (0, 5) AND coalesce(next_attempt_on, now()) <= now())
-               OR (status = 1 AND lease_until < now()))
-        RETURNING workflow_run_id, workflow_id, department_id, trigger_event_type, event_id, attempt_number,
-                  is_test, input_payload, occurred_on, queued_on, started_on, started_on < now() AS resumed
-    )
-    SELECT c.*, w.name, w.max_retry_count, w.retry_backoff_base_seconds, coalesce(d.plan, 'Free'),
-           (SELECT json_agg(json_build_array(s.workflow_step_id, s.action_type, s.step_order,
-                                             s.output_template, s.action_config, s.workflow_credential_id,
-                                             s.condition_expression)
-                            ORDER BY s.step_order, s.workflow_step_id)
-            FROM workflow_steps s WHERE s.workflow_id = c.workflow_id AND s.is_enabled)
-    FROM claimed c
-    LEFT JOIN workflows w ON w.workflow_id = c.workflow_id
-    LEFT JOIN departments d ON d.department_id = c.department_id
-    """
-
+# The statements that change a run (claim, renew, record step, settle, clear the outcome mark) are in
+# shared/runs/statements.py. Claims, step records and settlements of the runs in flight are coalesced
+# (shared/db/coalescer.py): one statement serves every run that asked while the previous one was in flight.
 LOAD_LEDGER = "SELECT workflow_step_id, outcome FROM run_step_ledger WHERE workflow_run_id = %(run_id)s"
 
 LAST_ERRORS = """
@@ -57,57 +36,10 @@ LOAD_CREDENTIALS = """
     WHERE department_id = %(dep)s AND workflow_credential_id = ANY(CAST(%(ids)s AS int[]))
     """
 
-RENEW = """
-    UPDATE workflow_runs SET lease_until = now() + make_interval(secs => %(lease)s)
-    WHERE workflow_run_id = %(run_id)s AND status = 1 AND lease_owner = %(owner)s
-    RETURNING 1
-    """
-
-RENEW_MANY = (
-    "UPDATE workflow_runs SET lease_until = now() + make_interval(secs => %(lease)s) "
-    "WHERE workflow_run_id = ANY(CAST(%(ids)s AS bigint[])) AND status = 1 AND lease_owner = %(owner)s"
-)
-
-# The log row and the ledger entry are written by one statement, so a step is never ledgered without
-# its log row (or logged as done without its ledger entry).
-RECORD_STEPS = """
-    WITH entry AS (
-        SELECT * FROM jsonb_to_recordset(CAST(%(rows)s AS jsonb))
-            AS t(run_id bigint, step_id int, attempt int, status int, rendered text, result text, error text,
-                 started timestamptz, completed timestamptz, duration int, outcome varchar)
-    ), logged AS (
-        INSERT INTO workflow_run_logs (workflow_run_id, workflow_step_id, attempt_number, status, rendered_output,
-                                       action_result, error_message, started_on, completed_on, duration_ms)
-        SELECT run_id, step_id, attempt, status, rendered, result, error, started, completed, duration FROM entry
-    )
-    INSERT INTO run_step_ledger (workflow_run_id, workflow_step_id, outcome, completed_on)
-    SELECT run_id, step_id, outcome, completed FROM entry WHERE outcome IS NOT NULL
-    ON CONFLICT DO NOTHING
-    """
-
-SETTLE = """
-    UPDATE workflow_runs r
-    SET status = t.status, completed_on = CASE WHEN t.final THEN now() END, error_message = t.error,
-        next_attempt_on = t.next_attempt_on, attempt_number = t.attempt,
-        published_on = CASE WHEN t.final THEN r.published_on END,
-        outcome_pending_since = CASE WHEN t.final THEN now() END,
-        lease_owner = NULL, lease_until = NULL
-    FROM jsonb_to_recordset(CAST(%(rows)s AS jsonb))
-        AS t(run_id bigint, status int, final boolean, error text, next_attempt_on timestamptz, attempt int)
-    WHERE r.workflow_run_id = t.run_id AND r.status = 1 AND r.lease_owner = %(owner)s
-    RETURNING r.workflow_run_id, r.workflow_id, r.department_id, r.queued_on, r.started_on, r.completed_on,
-              r.is_test
-    """
-
-
-# The outcome outbox (shared/runs_outbox.py): cleared once the outcome message is acknowledged, for
+# The outcome outbox (shared/runs/outbox.py): cleared once the outcome message is acknowledged, for
 # every outcome acknowledged within ANNOUNCE_FLUSH_S at once (off the runs' path: two statements a
 # second at most, where one per settled batch cost the execute figure a few per cent).
 ANNOUNCE_FLUSH_S = 0.5
-CLEAR_OUTCOMES_PENDING = (
-    "UPDATE workflow_runs SET outcome_pending_since = NULL "
-    "WHERE workflow_run_id = ANY(CAST(%(ids)s AS bigint[])) AND outcome_pending_since IS NOT NULL"
-)
 
 
 def _storable(value: str | None) -> str | None:
@@ -263,7 +195,7 @@ class RunStore:
         run_ids, self._announced = self._announced, []
         try:
             async with self.db.connection() as conn:
-                await conn.execute(CLEAR_OUTCOMES_PENDING, {"ids": sorted(set(run_ids))})
+                await conn.execute(CLEAR_OUTCOMES_PENDING_SQL, {"ids": sorted(set(run_ids))})
         except Exception as exc:
             log.warning("run.outcome_marks_not_cleared", runs=len(run_ids), error=type(exc).__name__)
 

@@ -12,6 +12,8 @@ from typing import Any
 from sqlalchemy import CursorResult, TextClause, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared.runs.statements import CLEAR_PAYLOADS, DELETE_RUNS
+
 BATCH = 5000
 
 DELETE_LOGS = text(
@@ -19,22 +21,6 @@ DELETE_LOGS = text(
     DELETE FROM workflow_run_logs WHERE workflow_run_log_id IN (
         SELECT workflow_run_log_id FROM workflow_run_logs
         WHERE started_on < now() - make_interval(days => :days) LIMIT :batch)
-    """
-)
-CLEAR_PAYLOADS = text(
-    """
-    UPDATE workflow_runs SET input_payload = NULL WHERE workflow_run_id IN (
-        SELECT workflow_run_id FROM workflow_runs
-        WHERE queued_on < now() - make_interval(days => :days) AND input_payload IS NOT NULL
-          AND status IN (2, 3, 4)
-        LIMIT :batch)
-    """
-)
-DELETE_RUNS = text(
-    """
-    DELETE FROM workflow_runs WHERE workflow_run_id IN (
-        SELECT workflow_run_id FROM workflow_runs
-        WHERE queued_on < now() - make_interval(days => :days) AND status IN (2, 3, 4) LIMIT :batch)
     """
 )
 DELETE_COUNTED = text(

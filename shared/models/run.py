@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.models.base import Base
+from shared.runs.sql import OPEN, PENDING, RUNNING, WAITING
 
 
 class WorkflowRun(Base):
@@ -35,15 +36,15 @@ class WorkflowRun(Base):
             "ix_workflow_runs_open",
             "department_id",
             "workflow_id",
-            postgresql_where=text("status IN (0, 1, 5)"),
+            postgresql_where=text(f"status IN {OPEN}"),
         ),
         # The scheduler's queue: runs waiting for their (first or next) message to executors.
         Index(
             "ix_workflow_runs_due",
             text("coalesce(next_attempt_on, queued_on)"),
-            postgresql_where=text("status IN (0, 5) AND published_on IS NULL"),
+            postgresql_where=text(f"status IN {WAITING} AND published_on IS NULL"),
         ),
-        Index("ix_workflow_runs_lease", "lease_until", postgresql_where=text("status = 1")),
+        Index("ix_workflow_runs_lease", "lease_until", postgresql_where=text(f"status = {RUNNING}")),
         # The outcome outbox: final runs whose outcome message is not acknowledged yet.
         Index(
             "ix_workflow_runs_outcome_pending",
@@ -56,7 +57,7 @@ class WorkflowRun(Base):
     workflow_run_id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     workflow_id: Mapped[int] = mapped_column(ForeignKey("workflows.workflow_id", ondelete="CASCADE"))
     department_id: Mapped[int] = mapped_column(Integer)
-    status: Mapped[int] = mapped_column(SmallInteger, default=0)
+    status: Mapped[int] = mapped_column(SmallInteger, default=PENDING)
     trigger_event_type: Mapped[int] = mapped_column(SmallInteger)
     event_id: Mapped[str] = mapped_column(String(64))
     attempt_number: Mapped[int] = mapped_column(SmallInteger, default=1)

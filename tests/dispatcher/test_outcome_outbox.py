@@ -11,11 +11,11 @@ from aiokafka.errors import KafkaTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.dispatcher.scheduler import Scheduler
-from shared import runs_outbox
 from shared.config import Settings
 from shared.db.engine import create_engine
 from shared.kafka.clients import create_producer
 from shared.kafka.topics import ensure_topics
+from shared.runs import outbox as runs_outbox
 from tests.api.conftest import create_workflow, insert_run
 from tests.support.helpers import consume_all, execute, fetch, isolated, wait_for
 from tests.support.services import running_services

@@ -6,7 +6,7 @@ import orjson
 
 from shared.kafka.clients import create_producer
 from shared.kafka.topics import ensure_topics
-from shared.runs_outbox import RunToPublish, produce_runs
+from shared.runs.outbox import RunToPublish, produce_runs
 from tests.support.helpers import consume_all, isolated
 
 

@@ -24,7 +24,7 @@ from services.executor.engine import RunExecutor
 from services.executor.service import ExecutorService
 from shared.config import Settings
 from shared.enums import CredentialType, RunStatus
-from shared.runs_outbox import RunToPublish, produce_runs, publish_committed_runs
+from shared.runs.outbox import RunToPublish, produce_runs, publish_committed_runs
 from tests.conftest import token_for
 from tests.peers.https_server import HttpsPeer
 from tests.peers.smtp_server import SmtpPeer

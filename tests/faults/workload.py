@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.config import Settings
 from shared.enums import ActionType, CredentialType, RunStatus
-from shared.runs_outbox import RunToPublish, publish_committed_runs
+from shared.runs.outbox import RunToPublish, publish_committed_runs
 from tests.peers.https_server import HttpsPeer
 from tests.peers.smtp_server import SmtpPeer
 from tests.support.helpers import event, fetch, insert_step, store_credential, wait_for

@@ -8,28 +8,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from services.api.state import ApiState
-from shared.enums import RunStatus
 from shared.logging import get_logger
-from shared.messages import RunOutcome
 from shared.models import WorkflowRun
-from shared.runs_outbox import announce_outcomes
+from shared.runs.outbox import announce_outcomes
+from shared.runs.outcomes import outcome_of
 
 log = get_logger(__name__)
-
-
-def outcome_of(run: WorkflowRun) -> RunOutcome:
-    return RunOutcome(
-        RunId=run.workflow_run_id,
-        WorkflowId=run.workflow_id,
-        DepartmentId=run.department_id,
-        Status=RunStatus(run.status),
-        IsTest=run.is_test,
-        AttemptNumber=run.attempt_number,
-        QueuedOn=run.queued_on,
-        StartedOn=run.started_on,
-        CompletedOn=run.completed_on,
-        ErrorMessage=run.error_message,
-    )
 
 
 async def publish_outcomes(state: ApiState, runs: Sequence[WorkflowRun]) -> None:

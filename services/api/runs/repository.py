@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.enums import OPEN_RUN_STATUSES, RunStatus
+from shared.enums import OPEN_RUN_STATUSES
 from shared.models import WorkflowRun, WorkflowRunLog
+from shared.runs import cancel as runs_cancel
 
 _OPEN = [int(s) for s in OPEN_RUN_STATUSES]
 
@@ -58,34 +59,9 @@ class RunRepository:
         )
         return (await self.session.execute(stmt)).scalars().all()
 
-    async def add(self, run: WorkflowRun) -> WorkflowRun:
-        self.session.add(run)
-        await self.session.flush()
-        return run
-
     async def cancel(self, run: WorkflowRun) -> WorkflowRun:
-        run.status = int(RunStatus.Cancelled)
-        run.completed_on = func.now()
-        run.outcome_pending_since = func.now()  # the outcome outbox (shared/runs_outbox.py)
-        run.lease_owner = None
-        run.lease_until = None
-        await self.session.flush()
-        await self.session.refresh(run, ["completed_on"])
-        return run
+        return await runs_cancel.cancel(self.session, run)
 
     async def cancel_open(self, department_id: int) -> Sequence[WorkflowRun]:
         """Cancel every open run of the department; returns the runs it cancelled."""
-        stmt = (
-            update(WorkflowRun)
-            .where(WorkflowRun.department_id == department_id, WorkflowRun.status.in_(_OPEN))
-            .values(
-                status=int(RunStatus.Cancelled),
-                completed_on=func.now(),
-                outcome_pending_since=func.now(),
-                lease_owner=None,
-                lease_until=None,
-            )
-            .returning(WorkflowRun)
-            .execution_options(synchronize_session=False)
-        )
-        return (await self.session.execute(stmt)).scalars().all()
+        return await runs_cancel.cancel_open(self.session, department_id)

@@ -8,7 +8,7 @@ executors claim runs idempotently, so a duplicate message does nothing).
 Outcomes likewise: the statement that makes a run final sets ``outcome_pending_since``; the outcome
 message is produced after the commit and the mark is cleared once it is acknowledged. An outcome
 whose publish failed (broker down, process killed in between) stays marked, and the scheduler
-publishes it after the grace period (``OUTCOMES_DUE``). The health service counts each run once
+publishes it after the grace period (``statements.OUTCOMES_DUE``). The health service counts each run once
 (``health_counted_runs``), so an outcome published twice is counted once.
 """
 
@@ -18,16 +18,15 @@ import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.config import Settings
 from shared.logging import get_logger
-from shared.messages import RunOutcome
+from shared.messages import RunMessage, RunOutcome
+from shared.runs.statements import CLEAR_OUTCOMES_PENDING, PUBLISH
 
 log = get_logger(__name__)
 
@@ -41,9 +40,7 @@ class RunToPublish:
 
 
 def run_message(run: RunToPublish) -> bytes:
-    return orjson.dumps(
-        {"RunId": run.run_id, "DepartmentId": run.department_id, "AttemptNumber": run.attempt_number}
-    )
+    return RunMessage(run.run_id, run.department_id, run.attempt_number).to_bytes()
 
 
 Keyed = tuple[bytes, bytes, Sequence[tuple[str, bytes]]]  # key, value, headers
@@ -107,12 +104,6 @@ async def produce_outcomes(
     await asyncio.gather(*futures)
 
 
-MARK_PUBLISHED = text(
-    "UPDATE workflow_runs SET published_on = now() "
-    "WHERE workflow_run_id = ANY(CAST(:ids AS bigint[])) AND published_on IS NULL"
-)
-
-
 def int_array(values: Sequence[int]) -> str:
     """A PostgreSQL array literal ('{1,2,3}') for ``CAST(:x AS bigint[])``: far cheaper to build than the
     driver's per-element dumping of a Python list, which showed in the dispatcher's profile."""
@@ -121,7 +112,7 @@ def int_array(values: Sequence[int]) -> str:
 
 async def mark_published(conn: AsyncConnection, run_ids: Sequence[int]) -> None:
     if run_ids:
-        await conn.execute(MARK_PUBLISHED, {"ids": int_array(run_ids)})
+        await conn.execute(PUBLISH, {"ids": int_array(run_ids)})
 
 
 async def publish_committed_runs(
@@ -130,26 +121,6 @@ async def publish_committed_runs(
     await produce_runs(producer, settings, runs)
     async with engine.begin() as conn:
         await mark_published(conn, [r.run_id for r in runs])
-
-
-CLEAR_OUTCOMES_PENDING = text(
-    "UPDATE workflow_runs SET outcome_pending_since = NULL "
-    "WHERE workflow_run_id = ANY(CAST(:ids AS bigint[])) AND outcome_pending_since IS NOT NULL"
-)
-
-# Outcomes not acknowledged within the grace period, locked so that one scheduler replica publishes
-# each; the caller produces them and clears their marks in the same transaction.
-OUTCOMES_DUE = text(
-    """
-    SELECT workflow_run_id, workflow_id, department_id, status, is_test, attempt_number, queued_on,
-           started_on, completed_on, error_message
-    FROM workflow_runs
-    WHERE outcome_pending_since <= now() - make_interval(secs => :grace)
-    ORDER BY outcome_pending_since
-    LIMIT :limit
-    FOR UPDATE SKIP LOCKED
-    """
-)
 
 
 async def clear_outcomes_pending(conn: AsyncConnection, run_ids: Sequence[int]) -> None:
