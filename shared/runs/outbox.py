@@ -15,6 +15,7 @@ publishes it after the grace period (``statements.OUTCOMES_DUE``). The health se
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -46,6 +47,25 @@ def run_message(run: RunToPublish) -> bytes:
 Keyed = tuple[bytes, bytes, Sequence[tuple[str, bytes]]]  # key, value, headers
 
 _PARTITIONER = DefaultPartitioner()
+# One sender at a time per partition and producer. aiokafka's accumulator waits for the partition's
+# pending batch to drain, but takes the whole elapsed time off its timeout again on every turn of that
+# wait: with many coroutines queued on one partition (a burst of test runs, the scheduler beside the
+# dispatcher) the timeout went negative within seconds and send_batch raised KafkaTimeoutError. In
+# turn, each caller waits for at most one pending batch, as aiokafka expects.
+_SEND_LOCKS: weakref.WeakKeyDictionary[AIOKafkaProducer, dict[tuple[str, int], asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _send_batch(
+    producer: AIOKafkaProducer, batch: BatchBuilder, topic: str, partition: int
+) -> asyncio.Future[object]:
+    locks = _SEND_LOCKS.setdefault(producer, {})
+    lock = locks.get((topic, partition))
+    if lock is None:
+        lock = locks[(topic, partition)] = asyncio.Lock()
+    async with lock:
+        return await producer.send_batch(batch, topic, partition=partition)
 
 
 async def produce_keyed(producer: AIOKafkaProducer, topic: str, messages: Iterable[Keyed]) -> None:
@@ -69,12 +89,12 @@ async def produce_keyed(producer: AIOKafkaProducer, topic: str, messages: Iterab
         if batch is None:
             batch = batches[partition] = producer.create_batch()
         if batch.append(key=key, value=value, timestamp=None, headers=list(headers)) is None:
-            acks.append(await producer.send_batch(batch, topic, partition=partition))  # full: send it
+            acks.append(await _send_batch(producer, batch, topic, partition))  # full: send it
             batch = batches[partition] = producer.create_batch()
             if batch.append(key=key, value=value, timestamp=None, headers=list(headers)) is None:
                 raise ValueError(f"a message of {len(value)} bytes does not fit in a record batch")
     for partition, batch in batches.items():
-        acks.append(await producer.send_batch(batch, topic, partition=partition))
+        acks.append(await _send_batch(producer, batch, topic, partition))
     await asyncio.gather(*acks)
 
 

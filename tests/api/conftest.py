@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.config import Settings
 from tests.conftest import token_for
 from tests.support.helpers import isolated
-from wf.procs import free_port
+from tests.support.live_api import dispatcher_thread, serving
 
 MASK = "••••••"
 SMTP_DATA: dict[str, Any] = {
@@ -177,47 +173,5 @@ def live_api(settings: Settings) -> Iterator[tuple[str, dict[str, Any]]]:
     settings = isolated(settings, test_wait_s=0.5)
     with dispatcher_thread(settings):
         app = create_app(settings)
-        port = free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-        )
-        thread = threading.Thread(target=server.run, name="fuzzed-api", daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert thread.is_alive(), "the API did not start"
-            assert time.monotonic() < deadline, "the API did not start in 30 s"
-            time.sleep(0.05)
-        try:
-            yield f"http://127.0.0.1:{port}", app.openapi()
-        finally:
-            server.should_exit = True
-            thread.join(timeout=30)
-
-
-@contextmanager
-def dispatcher_thread(settings: Settings) -> Iterator[None]:
-    """A dispatcher on a thread (and event loop) of its own, beside a live API."""
-    from services.dispatcher.service import DispatcherService
-
-    stop = threading.Event()
-    started = threading.Event()
-
-    async def serve() -> None:
-        service = DispatcherService(settings, side_port=free_port())
-        await service.start()
-        started.set()
-        try:
-            while not stop.is_set():
-                await asyncio.sleep(0.1)
-        finally:
-            await service.stop()
-
-    thread = threading.Thread(target=asyncio.run, args=(serve(),), name="live-dispatcher", daemon=True)
-    thread.start()
-    assert started.wait(60), "the dispatcher did not start"
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=30)
+        with serving(app) as url:
+            yield url, app.openapi()
