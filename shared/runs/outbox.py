@@ -65,7 +65,8 @@ async def _send_batch(
     if lock is None:
         lock = locks[(topic, partition)] = asyncio.Lock()
     async with lock:
-        return await producer.send_batch(batch, topic, partition=partition)
+        ack: asyncio.Future[object] = await producer.send_batch(batch, topic, partition=partition)
+        return ack
 
 
 async def produce_keyed(producer: AIOKafkaProducer, topic: str, messages: Iterable[Keyed]) -> None:
