@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from services.executor.action_host import ExecutorHost
-from services.executor.actions import azure_blob, box, email, ftp, s3, sftp
+from services.executor.actions import azure_blob, box, ftp, s3, sftp
 from services.executor.actions.base import Action, ActionContext, ActionDeps, ActionResult, permanent
 from shared.actions.configs import built
 from shared.actions.registry import ACTION_SPECS
@@ -21,7 +21,6 @@ from shared.credential_types import CREDENTIAL_MODELS
 from shared.enums import ActionType
 
 _EXECUTOR_ACTIONS: dict[ActionType, Action] = {
-    ActionType.SendEmail: email.send_email,
     ActionType.UploadFileFtp: ftp.upload_ftp,
     ActionType.UploadFileSftp: sftp.upload_sftp,
     ActionType.UploadFileS3: s3.upload_s3,
@@ -35,8 +34,7 @@ def _credential(spec: ActionSpec[Any, Any], data: Mapping[str, Any] | None) -> A
     if data is None:
         return None
     model = spec.credential_model or _model_for(spec, data)
-    names = {info.alias or name: name for name, info in model.model_fields.items()}
-    return model.model_construct(**{names[key]: value for key, value in data.items() if key in names})
+    return model.from_stored(data)
 
 
 def _model_for(spec: ActionSpec[Any, Any], data: Mapping[str, Any]) -> type[CredentialData]:
