@@ -10,7 +10,7 @@ import ipaddress
 import re
 import urllib.parse
 from collections.abc import Mapping
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Self, cast
 
 import httpx
 from email_validator import EmailNotValidError, validate_email
@@ -238,6 +238,14 @@ class CredentialData(BaseModel):
                 k: v for k, v in data.items() if v is not None and not (isinstance(v, str) and not v.strip())
             }
         return data
+
+    @classmethod
+    def from_stored(cls, data: Mapping[str, Any]) -> Self:
+        """The model of decrypted data that was checked when it was saved, built without validating again."""
+        names = {info.alias or name: name for name, info in cls.model_fields.items()}
+        return cast(
+            Self, cls.model_construct(**{names[key]: value for key, value in data.items() if key in names})
+        )
 
     def cross_field_errors(self) -> list[tuple[str, str]]:
         """Rules across fields, as (camelCase field, message); checked after the fields themselves."""

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import httpx
 
 from services.executor.actions.base import ActionDeps, ActionSettings
-from services.executor.actions.http_requests import http_request
+from services.executor.actions.http_requests import blocked_error, http_request
+from services.executor.egress import EgressBlocked
+from shared.actions.outcomes import transient
 from shared.actions.replies import HttpReply
 from shared.actions.spec import SendQuota
 
@@ -58,3 +61,11 @@ class ExecutorHost:
             auth=auth,
             private_headers=private_headers,
         )
+
+    async def connect_socket(self, host: str, port: int, *, timeout: float, what: str) -> socket.socket:
+        try:
+            return await self._deps.egress.connect_socket(host, port, timeout=timeout)
+        except EgressBlocked as exc:
+            raise blocked_error(exc, what) from None
+        except (OSError, TimeoutError) as exc:
+            raise transient(f"Could not connect to {what}: {exc or type(exc).__name__}") from None

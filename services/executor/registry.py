@@ -11,20 +11,16 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from services.executor.action_host import ExecutorHost
-from services.executor.actions import azure_blob, box, email, ftp, http_call, s3, sftp
-from services.executor.actions.base import Action, ActionContext, ActionDeps, ActionResult
+from services.executor.actions import azure_blob, box, ftp, s3, sftp
+from services.executor.actions.base import Action, ActionContext, ActionDeps, ActionResult, permanent
 from shared.actions.configs import built
 from shared.actions.registry import ACTION_SPECS
 from shared.actions.spec import ActionSpec
 from shared.credential_fields import CredentialData
+from shared.credential_types import CREDENTIAL_MODELS
 from shared.enums import ActionType
 
 _EXECUTOR_ACTIONS: dict[ActionType, Action] = {
-    ActionType.SendEmail: email.send_email,
-    ActionType.CallApiGet: http_call.call_api,
-    ActionType.CallApiPost: http_call.call_api,
-    ActionType.CallApiPut: http_call.call_api,
-    ActionType.CallApiDelete: http_call.call_api,
     ActionType.UploadFileFtp: ftp.upload_ftp,
     ActionType.UploadFileSftp: sftp.upload_sftp,
     ActionType.UploadFileS3: s3.upload_s3,
@@ -33,12 +29,25 @@ _EXECUTOR_ACTIONS: dict[ActionType, Action] = {
 }
 
 
-def _credential(model: type[CredentialData] | None, data: Mapping[str, Any] | None) -> Any:
+def _credential(spec: ActionSpec[Any, Any], data: Mapping[str, Any] | None) -> Any:
     """The typed credential from its decrypted data, checked when it was saved, so not again."""
-    if data is None or model is None:
-        return data
-    names = {info.alias or name: name for name, info in model.model_fields.items()}
-    return model.model_construct(**{names[key]: value for key, value in data.items() if key in names})
+    if data is None:
+        return None
+    model = spec.credential_model or _model_for(spec, data)
+    return model.from_stored(data)
+
+
+def _model_for(spec: ActionSpec[Any, Any], data: Mapping[str, Any]) -> type[CredentialData]:
+    """Of the credential types an action accepts (HTTP calls: bearer, basic, API key), the one whose
+    fields the decrypted data has: its required fields present and no field of another type."""
+    for ctype in sorted(t for t in spec.credentials if t is not None):
+        model = CREDENTIAL_MODELS[ctype]
+        fields = {info.alias or name: info for name, info in model.model_fields.items()}
+        if set(data) <= set(fields) and all(
+            key in data for key, info in fields.items() if info.is_required()
+        ):
+            return model
+    raise permanent(f"The step's credential is not one {spec.action_type.name} accepts")
 
 
 def performer(spec: ActionSpec[Any, Any]) -> Action:
@@ -49,9 +58,7 @@ def performer(spec: ActionSpec[Any, Any]) -> Action:
     async def run(ctx: ActionContext, deps: ActionDeps) -> ActionResult:
         # ctx.config was checked and given its defaults by rendered_config: build the model, do not re-validate.
         config = built(spec.action_type, ctx.config)
-        return await perform(
-            ExecutorHost(deps), ctx, config, _credential(spec.credential_model, ctx.credential)
-        )
+        return await perform(ExecutorHost(deps), ctx, config, _credential(spec, ctx.credential))
 
     return run
 

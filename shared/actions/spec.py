@@ -8,6 +8,7 @@ the step being run, the typed config and the typed credential, so a provider imp
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -58,6 +59,9 @@ class HostSettings(Protocol):
     def upload_timeout_s(self) -> float: ...
 
     @property
+    def smtp_timeout_s(self) -> float: ...
+
+    @property
     def twilio_base_url(self) -> str: ...
 
     @property
@@ -103,6 +107,11 @@ class ActionHost(Protocol):
         private_headers: Iterable[str] = (),
     ) -> HttpReply:
         """One request; raises ``ActionError`` (permanent or transient) for refusals and transport failures."""
+        ...
+
+    async def connect_socket(self, host: str, port: int, *, timeout: float, what: str) -> socket.socket:
+        """A connected TCP socket to a checked address of ``host`` (for an SDK's ``sock=``); raises
+        ``ActionError``: permanent when the egress policy refuses it, transient when it cannot connect."""
         ...
 
 

@@ -7,10 +7,12 @@ from typing import Any
 
 import pytest
 
-from services.executor.actions.base import ActionError
-from services.executor.actions.email import send_email
+from services.executor.actions.base import ActionContext, ActionDeps, ActionError, ActionResult
 from services.executor.egress import EgressGuard
-from shared.enums import ActionType, Plan
+from services.executor.registry import ACTIONS
+from shared.actions.configs import ActionConfigError, coerce_rendered
+from shared.credential_types import CredentialValidationError, validate_credential_data
+from shared.enums import ActionType, CredentialType, Plan
 from tests.actions.conftest import RecordingQuota, make_ctx, make_deps
 from tests.peers.smtp_server import SmtpPeer
 from tests.peers.tls import LocalCA
@@ -35,12 +37,16 @@ def email_ctx(
     credential: dict[str, Any] | None = None,
     **kw: Any,
 ):
+    """The context the engine builds: the rendered config checked (and given its defaults) first."""
+    rendered = config or {"to": "chief@example.org", "subject": "Structure fire"}
+    checked = coerce_rendered(ActionType.SendEmail, rendered, has_credential=True)
     return make_ctx(
-        ActionType.SendEmail,
-        config=config or {"to": "chief@example.org", "subject": "Structure fire"},
-        credential=credential or smtp_credential(peer),
-        **kw,
+        ActionType.SendEmail, config=checked, credential=credential or smtp_credential(peer), **kw
     )
+
+
+async def send_email(ctx: ActionContext, deps: ActionDeps) -> ActionResult:
+    return await ACTIONS[ActionType.SendEmail](ctx, deps)
 
 
 async def test_plain_smtp_delivers_a_multipart_message_with_stable_headers(local_ca: LocalCA) -> None:
@@ -312,23 +318,40 @@ async def test_quota_refusal_sends_nothing() -> None:
 
 
 @pytest.mark.parametrize(
-    ("config", "credential_overrides", "expected"),
+    ("config", "expected"),
     [
-        ({"subject": "s"}, {}, "missing 'to'"),
-        ({"to": "not-an-address", "subject": "s"}, {}, "Not email addresses: not-an-address"),
-        ({"to": "a@x.org"}, {}, "missing 'subject'"),
-        ({"to": "a@x.org", "subject": "s"}, {"fromAddress": None}, "missing 'fromAddress'"),
-        ({"to": "a@x.org", "subject": "s"}, {"security": "ssl3"}, "'security' must be one of"),
-        ({"to": "a@x.org", "subject": "s"}, {"port": "abc"}, "invalid 'port'"),
+        ({"subject": "s"}, "ActionConfig.to: is required"),
+        (
+            {"to": "not-an-address", "subject": "s"},
+            "ActionConfig.to: 'not-an-address' is not a valid email address",
+        ),
+        ({"to": "a@x.org"}, "ActionConfig.subject: is required"),
     ],
 )
-async def test_invalid_input_is_permanent_before_any_connection(
-    config: dict[str, Any], credential_overrides: dict[str, Any], expected: str
+async def test_invalid_config_fails_the_step_before_any_connection(
+    config: dict[str, Any], expected: str
 ) -> None:
+    """The engine checks the rendered config before the action; its message is the step's (permanent) error."""
     async with SmtpPeer() as peer:
-        cred = smtp_credential(peer, **credential_overrides)
-        with pytest.raises(ActionError) as caught:
-            await send_email(email_ctx(peer, config=config, credential=cred), make_deps())
-    assert caught.value.permanent
-    assert expected in caught.value.message
+        with pytest.raises(ActionConfigError) as caught:
+            email_ctx(peer, config=config)
+    assert expected in str(caught.value)
     assert peer.sessions == 0
+
+
+@pytest.mark.parametrize(
+    ("credential_overrides", "expected"),
+    [
+        ({"fromAddress": None}, "Data.fromAddress: is required"),
+        ({"security": "ssl3"}, "Data.security: must be 'starttls', 'tls' or 'none'"),
+        ({"port": "abc"}, "Data.port: must be a valid integer"),
+    ],
+)
+def test_invalid_smtp_credential_is_refused_when_saved(
+    credential_overrides: dict[str, Any], expected: str
+) -> None:
+    """A stored credential was checked when saved (the API's validation), so the action never sees these."""
+    data = {"host": "mail.example.org", "port": 2525, "security": "none", "fromAddress": "a@example.org"}
+    with pytest.raises(CredentialValidationError) as caught:
+        validate_credential_data(CredentialType.Smtp, {**data, **credential_overrides})
+    assert expected in str(caught.value)

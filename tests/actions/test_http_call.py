@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from services.executor.actions.base import ActionError
-from services.executor.actions.http_call import call_api
+from services.executor.actions.base import ActionContext, ActionDeps, ActionError, ActionResult
 from services.executor.egress import EgressGuard
+from services.executor.registry import ACTIONS
+from shared.actions.configs import ActionConfigError, coerce_rendered
 from shared.enums import ActionType
 from tests.actions.conftest import loopback_guard, make_ctx, make_deps
 from tests.peers.https_server import HttpsPeer, Reply
@@ -25,7 +26,13 @@ def http_ctx(
     content: str = '{"a": 1}',
     **config: Any,
 ):
-    return make_ctx(action, config={"url": url, **config}, credential=credential, content=content)
+    """The context the engine builds: the rendered config checked (and given its defaults) first."""
+    checked = coerce_rendered(action, {"url": url, **config}, has_credential=credential is not None)
+    return make_ctx(action, config=checked, credential=credential, content=content)
+
+
+async def call_api(ctx: ActionContext, deps: ActionDeps) -> ActionResult:
+    return await ACTIONS[ctx.action_type](ctx, deps)
 
 
 @pytest.mark.parametrize(
@@ -41,7 +48,7 @@ async def test_each_verb_sends_its_method_headers_and_body(
     https_peer: HttpsPeer, action: ActionType, method: str, has_body: bool
 ) -> None:
     https_peer.reply(method, "/hook", Reply(201, {"id": 5}))
-    headers = {"X-Dept": "9", "Idempotency-Key": "mine", "Content-Length": "999"}
+    headers = {"X-Dept": "9", "Idempotency-Key": "mine"}
     ctx = http_ctx(action, https_peer.url("/hook?x=1"), headers=headers)
     result = await call_api(ctx, make_deps())
 
@@ -55,6 +62,12 @@ async def test_each_verb_sends_its_method_headers_and_body(
         assert request.headers["content-type"] == "application/json"
     else:
         assert request.body == b""
+
+
+def test_a_framing_header_in_the_config_is_refused_before_sending() -> None:
+    with pytest.raises(ActionConfigError) as caught:
+        http_ctx(ActionType.CallApiPost, "https://x.example.org/", headers={"Content-Length": "999"})
+    assert "'Content-Length' cannot be set (the HTTP client sets it)" in str(caught.value)
 
 
 async def test_empty_success_body(https_peer: HttpsPeer) -> None:
@@ -213,10 +226,17 @@ async def test_timeout_is_transient(https_peer: HttpsPeer) -> None:
 
 async def test_plain_http_is_refused_without_a_request(https_peer: HttpsPeer) -> None:
     url = https_peer.url("/").replace("https://", "http://")
-    with pytest.raises(ActionError) as caught:
+    with pytest.raises(ActionConfigError) as caught:  # the engine fails the step permanently with it
         await call_api(http_ctx(ActionType.CallApiPost, url), make_deps())
-    assert caught.value.permanent
-    assert "https" in caught.value.message
+    assert "must use https" in str(caught.value)
+    assert https_peer.requests == []
+
+    # Even a config that skipped the check (built without validation) is refused by the action.
+    ctx = make_ctx(ActionType.CallApiPost, config={"url": url, "headers": {}, "timeoutSeconds": 30})
+    with pytest.raises(ActionError) as refused:
+        await call_api(ctx, make_deps())
+    assert refused.value.permanent
+    assert "Only https URLs are allowed" in refused.value.message
     assert https_peer.requests == []
 
 
@@ -242,18 +262,29 @@ async def test_untrusted_certificate_is_permanent(https_peer: HttpsPeer) -> None
 @pytest.mark.parametrize(
     ("config", "expected"),
     [
-        ({}, "missing 'url'"),
-        ({"url": "https://"}, "'url'"),
-        ({"url": "https://x.example.org/", "timeoutSeconds": "soon"}, "invalid 'timeoutSeconds'"),
-        ({"url": "https://x.example.org/", "headers": {"X-A": "1\r\nX-B: 2"}}, "line break"),
-        ({"url": "https://x.example.org/", "headers": "X-A: 1"}, "invalid 'headers'"),
+        ({}, "ActionConfig.url: is required"),
+        ({"url": "https://"}, "ActionConfig.url: must name a host"),
+        (
+            {"url": "https://x.example.org/", "timeoutSeconds": "soon"},
+            "ActionConfig.timeoutSeconds: must be a whole number",
+        ),
+        (
+            {"url": "https://x.example.org/", "headers": {"X-A": "1\r\nX-B: 2"}},
+            "ActionConfig.headers: value of 'X-A' must be a single line without control characters",
+        ),
+        (
+            {"url": "https://x.example.org/", "headers": "X-A: 1"},
+            "ActionConfig.headers: must be an object of header names to string values",
+        ),
     ],
 )
-async def test_invalid_config_is_permanent(config: dict[str, Any], expected: str) -> None:
-    with pytest.raises(ActionError) as caught:
-        await call_api(make_ctx(ActionType.CallApiGet, config=config), make_deps())
-    assert caught.value.permanent
-    assert expected in caught.value.message
+def test_invalid_rendered_config_fails_the_step_before_the_action(
+    config: dict[str, Any], expected: str
+) -> None:
+    """The engine checks the rendered config first; its message is what the run log shows (permanent)."""
+    with pytest.raises(ActionConfigError) as caught:
+        coerce_rendered(ActionType.CallApiGet, config)
+    assert expected in str(caught.value)
 
 
 async def test_a_bound_credential_is_not_sent_to_another_origin(https_peer: HttpsPeer) -> None:

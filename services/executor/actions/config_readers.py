@@ -74,26 +74,6 @@ def port_value(source: Mapping[str, Any] | None, key: str, *, what: str, default
     return int(value)
 
 
-def headers_value(source: Mapping[str, Any] | None, key: str, *, what: str) -> dict[str, str]:
-    """A ``{name: value}`` object of HTTP headers; CR/LF are refused so a template cannot inject headers."""
-    raw = source.get(key) if source is not None else None
-    if raw is None or raw == "":
-        return {}
-    if not isinstance(raw, Mapping):
-        raise permanent(f"{what} has an invalid '{key}': expected an object of header names to values")
-    headers: dict[str, str] = {}
-    for name, value in raw.items():
-        if not isinstance(name, str) or not name.strip() or any(c in name for c in "\r\n:"):
-            raise permanent(f"{what} has an invalid header name {str(name)[:40]!r}")
-        if value is None:
-            continue
-        text = value if isinstance(value, str) else str(value)
-        if "\r" in text or "\n" in text:
-            raise permanent(f"{what} header {name.strip()!r} contains a line break")
-        headers[name.strip()] = text
-    return headers
-
-
 def flag_value(source: Mapping[str, Any] | None, key: str, *, what: str, default: bool) -> bool:
     """A boolean given as JSON true/false or as rendered text ("true", "no", "1"...)."""
     raw = source.get(key) if source is not None else None

@@ -38,9 +38,10 @@ from services.executor.actions.config_readers import (
     secret_value,
     text_value,
 )
-from services.executor.actions.http_requests import blocked_error, find_cause
+from services.executor.actions.http_requests import blocked_error
 from services.executor.egress import EgressBlocked
 from shared.actions.file_names import RemotePath, byte_count, encode_content, join_remote_path
+from shared.actions.replies import find_cause
 from shared.tls import client_ssl_context
 
 WHAT = "FTP credential"

@@ -11,23 +11,11 @@ import httpx
 
 from services.executor.egress import EgressBlocked, EgressGuard, HostUnresolvable
 from shared.actions.outcomes import ActionError, permanent, transient
-from shared.actions.replies import HttpReply
+from shared.actions.replies import HttpReply, find_cause
 
 # Enough for a 4000-character snippet of any UTF-8 text, without buffering arbitrarily large bodies.
 MAX_BODY_BYTES = 64 * 1024
 MAX_REDIRECTS = 5
-
-
-def find_cause(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
-    """The first exception of ``kind`` in the __cause__/__context__ chain (libraries wrap what they catch)."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, kind):
-            return current
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return None
 
 
 def blocked_error(exc: BaseException, what: str) -> ActionError:
