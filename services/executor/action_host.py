@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterable, Mapping
 from typing import Any
 
 import httpx
@@ -32,35 +31,10 @@ class ExecutorHost:
     def quota(self) -> SendQuota:
         return self._deps.quota
 
-    async def http_request(
-        self,
-        method: str,
-        url: str | httpx.URL,
-        *,
-        what: str,
-        timeout: float,
-        follow_redirects: bool,
-        headers: Mapping[str, str] | None = None,
-        content: str | bytes | None = None,
-        data: Mapping[str, str] | None = None,
-        json: Any = None,
-        auth: httpx.Auth | tuple[str, str] | None = None,
-        private_headers: Iterable[str] = (),
-    ) -> HttpReply:
-        return await http_request(
-            self._deps.egress,
-            method,
-            url,
-            what=what,
-            timeout=timeout,
-            follow_redirects=follow_redirects,
-            headers=headers,
-            content=content,
-            data=data,
-            json=json,
-            auth=auth,
-            private_headers=private_headers,
-        )
+    async def http_request(self, method: str, url: str | httpx.URL, **options: Any) -> HttpReply:
+        """``ActionHost.http_request`` (its keyword arguments are documented there) through this
+        executor's egress guard."""
+        return await http_request(self._deps.egress, method, url, **options)
 
     async def connect_socket(self, host: str, port: int, *, timeout: float, what: str) -> socket.socket:
         try:
