@@ -45,11 +45,12 @@ ATTACKS: dict[str, tuple[str, dict[str, str], dict[str, Any], str | None]] = {
 }
 
 
-@pytest.mark.parametrize("attack", list(ATTACKS))
-async def test_an_attack_template_ends_within_the_budget_while_other_runs_flow(
+async def _attack_and_healthy_workflows(
     api: httpx.AsyncClient, pipeline: Pipeline, https_peer: HttpsPeer, department_id: int, attack: str
-) -> None:
-    template, headers, extra, error = ATTACKS[attack]
+) -> tuple[int, int, dict[str, Any]]:
+    """A workflow whose step carries the attack, a healthy one already warmed up (its first run pays
+    for connections and caches), and the attack's event payload."""
+    template, headers, extra, _ = ATTACKS[attack]
     bomb_workflow, _ = await pipeline.workflow(api, name="Attack")
     # Written directly: the API refuses more than 50 headers, but an old row must not hurt either.
     await pipeline.insert_step(
@@ -60,10 +61,18 @@ async def test_an_attack_template_ends_within_the_budget_while_other_runs_flow(
         config={"url": https_peer.url("/attack", host="127.0.0.1"), "headers": headers},
     )
     healthy_workflow, _ = await pipeline.workflow(api, http_step(https_peer, "/healthy", order=1), name="Ok")
-    # Warm-up: the healthy path's first run pays for connections and caches.
     await pipeline.wait_status(await pipeline.start_run(healthy_workflow, department_id))
+    return bomb_workflow, healthy_workflow, {**SAMPLE_CALL, "call": {**SAMPLE_CALL["call"], **extra}}
 
-    payload = {**SAMPLE_CALL, "call": {**SAMPLE_CALL["call"], **extra}}
+
+@pytest.mark.parametrize("attack", list(ATTACKS))
+async def test_an_attack_template_ends_within_the_budget_while_other_runs_flow(
+    api: httpx.AsyncClient, pipeline: Pipeline, https_peer: HttpsPeer, department_id: int, attack: str
+) -> None:
+    error = ATTACKS[attack][3]
+    bomb_workflow, healthy_workflow, payload = await _attack_and_healthy_workflows(
+        api, pipeline, https_peer, department_id, attack
+    )
     started = time.monotonic()
     bomb_run = await pipeline.start_run(bomb_workflow, department_id, payload)
     latencies = []
@@ -93,18 +102,9 @@ async def test_many_concurrent_attacks_leave_other_runs_flowing(
 ) -> None:
     """Twenty burning steps at once (each CPU-bound until its budget ends): every one fails within
     its budget plus its share of the CPU, and other runs keep finishing meanwhile."""
-    template, headers, extra, _ = ATTACKS["burn_body_and_headers"]
-    bomb_workflow, _ = await pipeline.workflow(api, name="Attack")
-    await pipeline.insert_step(
-        bomb_workflow,
-        action_type=int(ActionType.CallApiPost),
-        step_order=1,
-        template=template,
-        config={"url": https_peer.url("/attack", host="127.0.0.1"), "headers": headers},
+    bomb_workflow, healthy_workflow, payload = await _attack_and_healthy_workflows(
+        api, pipeline, https_peer, department_id, "burn_body_and_headers"
     )
-    healthy_workflow, _ = await pipeline.workflow(api, http_step(https_peer, "/healthy", order=1), name="Ok")
-    await pipeline.wait_status(await pipeline.start_run(healthy_workflow, department_id))
-    payload = {**SAMPLE_CALL, "call": {**SAMPLE_CALL["call"], **extra}}
 
     started = time.monotonic()
     bombs = await asyncio.gather(
