@@ -13,13 +13,15 @@ from typing import Any
 import pytest
 from azure.storage.blob import AccountSasPermissions, BlobServiceClient, ResourceTypes, generate_account_sas
 
-from services.executor.actions.azure_blob import upload_azure_blob
 from services.executor.actions.base import ActionDeps, ActionError
+from services.executor.registry import ACTIONS
 from shared.enums import ActionType
 from tests.files.conftest import make_ctx
 from tests.peers.azurite import ACCOUNT_KEY, ACCOUNT_NAME, AzuritePeer
 from tests.peers.listener import INTERNAL, Listener
 from tests.peers.tls import LocalCA
+
+upload_azure_blob = ACTIONS[ActionType.UploadFileAzureBlob]
 
 CONTENT = "Certification expiring: EMT-B for J. Rivera on 2024-07-01 ✓\n"
 

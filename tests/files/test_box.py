@@ -17,11 +17,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from services.executor.actions.base import ActionDeps, ActionError
-from services.executor.actions.box import upload_box
+from services.executor.registry import ACTIONS
+from shared.actions.configs import coerce_rendered, parse_action_config
 from shared.enums import ActionType
 from tests.files.conftest import make_ctx
 from tests.peers.https_server import HttpsPeer, RecordedRequest, Reply
 from tests.peers.tls import LocalCA
+
+upload_box = ACTIONS[ActionType.UploadFileBox]
 
 CONTENT = "Shift trade filled: Capt. Diaz covers B-shift 2024-06-14 ✓\n"
 UPLOAD = "/api/2.0/files/content"
@@ -152,6 +155,29 @@ async def test_name_conflict_without_overwrite_is_permanent(
 
     assert caught.value.permanent
     assert "0/log.txt already exists" in caught.value.message
+    assert box.requests_to("POST", "/api/2.0/files/555/content") == []
+
+
+async def test_overwrite_is_a_step_setting_that_reaches_the_upload(
+    box: HttpsPeer, box_deps: ActionDeps, jwt_credential: dict[str, str]
+) -> None:
+    """``overwrite`` is a documented UploadFileBox key: the API saves it (templated too) and the
+    rendered "false" keeps the existing file."""
+    saved = parse_action_config(
+        ActionType.UploadFileBox, '{"filename": "log.txt", "overwrite": "{{ keep }}"}'
+    )
+    rendered = coerce_rendered(ActionType.UploadFileBox, saved | {"overwrite": "false"}, has_credential=True)
+    box.reply(
+        "POST",
+        UPLOAD,
+        Reply(status=409, body={"code": "item_name_in_use", "context_info": {"conflicts": {"id": "555"}}}),
+    )
+
+    with pytest.raises(ActionError) as caught:
+        await upload_box(box_ctx(jwt_credential, rendered), box_deps)
+
+    assert caught.value.permanent
+    assert "overwrite is false" in caught.value.message
     assert box.requests_to("POST", "/api/2.0/files/555/content") == []
 
 

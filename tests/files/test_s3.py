@@ -12,13 +12,15 @@ from typing import Any
 import pytest
 
 from services.executor.actions.base import ActionDeps, ActionError
-from services.executor.actions.s3 import upload_s3
 from services.executor.egress import EgressGuard
+from services.executor.registry import ACTIONS
 from shared.enums import ActionType
 from tests.files.conftest import LOOPBACK, make_ctx
 from tests.peers.listener import INTERNAL, Listener
 from tests.peers.s3_server import S3Peer
 from tests.peers.tls import LocalCA
+
+upload_s3 = ACTIONS[ActionType.UploadFileS3]
 
 BUCKET = "station-reports"
 CONTENT = "Shift 2024-06-01 A: 14 personnel on duty — Engine 3 ✓\n"
