@@ -251,11 +251,9 @@ def _classify(host: ActionHost, exc: BaseException, *, blob_url: str) -> ActionE
         ServiceResponseError,
     )
 
-    if isinstance(exc, ActionError):
-        return exc
-    refused = host.egress_refusal(exc, "Azure Blob endpoint")
-    if refused is not None:
-        return refused
+    known = exc if isinstance(exc, ActionError) else host.egress_refusal(exc, "Azure Blob endpoint")
+    if known is not None:
+        return known
     if find_cause(exc, ssl.SSLCertVerificationError) is not None:
         return permanent(
             f"Azure Blob upload to {blob_url}: the endpoint's TLS certificate could not be verified"

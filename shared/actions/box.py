@@ -28,7 +28,14 @@ from shared.actions.config_fields import Flag, as_text, pattern
 from shared.actions.file_names import byte_count, encode_content, safe_single_name
 from shared.actions.file_transfer import FileName, utc_filename
 from shared.actions.outcomes import ActionError, ActionResult, permanent, required, stripped
-from shared.actions.replies import HttpReply, body_snippet, json_object, redact_error, status_error
+from shared.actions.replies import (
+    HttpReply,
+    body_snippet,
+    json_object,
+    oauth_access_token,
+    redact_error,
+    status_error,
+)
 from shared.actions.spec import ActionConfig, ActionHost, ActionSpec, StepRun
 from shared.credential_fields import (
     CredentialData,
@@ -184,14 +191,7 @@ async def _access_token(credential: BoxCredential, host: ActionHost) -> str:
         follow_redirects=False,
         data=form,
     )
-    if reply.status in (400, 401, 403):
-        raise permanent(f"Box authentication failed: {_error_text(reply)}", result=f"HTTP {reply.status}")
-    if reply.status != 200:
-        raise status_error(reply.status, what="Box token endpoint", detail=_error_text(reply))
-    token = _json(reply).get("access_token")
-    if not isinstance(token, str) or not token:
-        raise permanent("Box token endpoint answered without an access_token")
-    return token
+    return oauth_access_token(reply, provider="Box", detail=_error_text(reply))
 
 
 def _json(reply: HttpReply) -> dict[str, Any]:

@@ -309,11 +309,9 @@ def _classify(
         SSLError,
     )
 
-    if isinstance(exc, ActionError):
-        return exc
-    refused = host.egress_refusal(exc, "S3 endpoint")
-    if refused is not None:
-        return refused
+    known = exc if isinstance(exc, ActionError) else host.egress_refusal(exc, "S3 endpoint")
+    if known is not None:
+        return known
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         code = str(error.get("Code", "?"))
