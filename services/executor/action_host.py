@@ -1,4 +1,5 @@
-"""The executor's side of ``shared.actions.spec.ActionHost``: HTTP through its egress guard, its settings."""
+"""The executor's side of ``shared.actions.spec.ActionHost``: outbound connections through its egress
+guard (HTTP, sockets, the SDKs' aiohttp connector), its settings and the send quota."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import httpx
 from services.executor.actions.base import ActionDeps, ActionSettings
 from services.executor.actions.http_requests import blocked_error, http_request
 from services.executor.egress import EgressBlocked
-from shared.actions.outcomes import transient
-from shared.actions.replies import HttpReply
+from services.executor.egress.aiohttp_transport import GuardedConnector
+from shared.actions.outcomes import ActionError, transient
+from shared.actions.replies import HttpReply, find_cause
 from shared.actions.spec import SendQuota
 
 
@@ -43,3 +45,16 @@ class ExecutorHost:
             raise blocked_error(exc, what) from None
         except (OSError, TimeoutError) as exc:
             raise transient(f"Could not connect to {what}: {exc or type(exc).__name__}") from None
+
+    async def check_endpoint(self, host: str, port: int, *, what: str) -> None:
+        try:
+            await self._deps.egress.resolve(host, port)
+        except EgressBlocked as exc:
+            raise blocked_error(exc, what) from None
+
+    def aiohttp_connector(self, **options: Any) -> GuardedConnector:
+        return GuardedConnector(self._deps.egress, **options)
+
+    def egress_refusal(self, exc: BaseException, what: str) -> ActionError | None:
+        blocked = find_cause(exc, EgressBlocked)
+        return blocked_error(blocked, what) if blocked is not None else None

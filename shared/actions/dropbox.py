@@ -19,8 +19,15 @@ from typing import Annotated, Any, ClassVar
 from shared.actions.config_fields import as_text, dropbox_path, one_of
 from shared.actions.file_names import byte_count, encode_content, join_remote_path
 from shared.actions.file_transfer import FileName, utc_filename
-from shared.actions.outcomes import ActionError, ActionResult, permanent
-from shared.actions.replies import HttpReply, body_snippet, json_object, redact_error, status_error
+from shared.actions.outcomes import ActionError, ActionResult, permanent, required
+from shared.actions.replies import (
+    HttpReply,
+    body_snippet,
+    json_object,
+    oauth_access_token,
+    redact_error,
+    status_error,
+)
 from shared.actions.spec import ActionConfig, ActionHost, ActionSpec, StepRun
 from shared.credential_fields import (
     CredentialData,
@@ -70,19 +77,10 @@ def _error_text(reply: HttpReply) -> str:
     return body_snippet(reply.text, 300)
 
 
-def _stored_secret(value: str | None, key: str) -> str:
-    # A secret exactly as stored (it may begin or end with spaces); empty counts as missing.
-    if not value:
-        raise permanent(f"{WHAT} is missing '{key}'")
-    return value
-
-
 async def _access_token(credential: DropboxCredential, host: ActionHost) -> str:
-    refresh_token = _stored_secret(credential.refresh_token, "refreshToken")
-    app_key = (credential.app_key or "").strip()
-    if not app_key:
-        raise permanent(f"{WHAT} is missing 'appKey'")
-    app_secret = _stored_secret(credential.app_secret, "appSecret")
+    refresh_token = required(credential.refresh_token, "refreshToken", what=WHAT, strip=False)
+    app_key = required(credential.app_key, "appKey", what=WHAT)
+    app_secret = required(credential.app_secret, "appSecret", what=WHAT, strip=False)
     reply = await host.http_request(
         "POST",
         host.settings.dropbox_api_base_url.rstrip("/") + "/oauth2/token",
@@ -92,14 +90,7 @@ async def _access_token(credential: DropboxCredential, host: ActionHost) -> str:
         data={"grant_type": "refresh_token", "refresh_token": refresh_token.strip()},
         auth=(app_key, app_secret),
     )
-    if reply.status in (400, 401, 403):
-        raise permanent(f"Dropbox authentication failed: {_error_text(reply)}", result=f"HTTP {reply.status}")
-    if reply.status != 200:
-        raise status_error(reply.status, what="Dropbox token endpoint", detail=_error_text(reply))
-    token = _json(reply).get("access_token")
-    if not isinstance(token, str) or not token:
-        raise permanent("Dropbox token endpoint answered without an access_token")
-    return token
+    return oauth_access_token(reply, provider="Dropbox", detail=_error_text(reply))
 
 
 async def upload_dropbox(

@@ -39,3 +39,17 @@ def permanent(message: str, *, result: str | None = None) -> ActionError:
 
 def transient(message: str, *, retry_after: float | None = None, result: str | None = None) -> ActionError:
     return ActionError(message, permanent=False, retry_after=retry_after, result=result)
+
+
+def stripped(value: str | None) -> str | None:
+    """A stored text value without surrounding blanks; empty counts as missing (None)."""
+    return (value.strip() or None) if value is not None else None
+
+
+def required(value: str | None, key: str, *, what: str, strip: bool = True) -> str:
+    """A value the credential or config must have, or a permanent error naming ``key`` in ``what``.
+    Secrets are used exactly as stored (``strip=False``): passwords may begin or end with spaces."""
+    text = stripped(value) if strip else value
+    if not text:
+        raise permanent(f"{what} is missing '{key}'")
+    return text

@@ -117,6 +117,20 @@ def json_object(text: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def oauth_access_token(reply: HttpReply, *, provider: str, detail: str) -> str:
+    """The ``access_token`` of an OAuth token endpoint's reply. A refused grant (400, 401, 403) is
+    permanent; another status is classified by ``status_error``; a 200 without a token is permanent.
+    ``detail`` is the provider's error text for the reply."""
+    if reply.status in (400, 401, 403):
+        raise permanent(f"{provider} authentication failed: {detail}", result=f"HTTP {reply.status}")
+    if reply.status != 200:
+        raise status_error(reply.status, what=f"{provider} token endpoint", detail=detail)
+    token = json_object(reply.text).get("access_token")
+    if not isinstance(token, str) or not token:
+        raise permanent(f"{provider} token endpoint answered without an access_token")
+    return token
+
+
 def find_cause(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
     """The first exception of ``kind`` in the __cause__/__context__ chain (libraries wrap what they catch)."""
     seen: set[int] = set()

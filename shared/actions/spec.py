@@ -12,16 +12,19 @@ import socket
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
-from shared.actions.outcomes import ActionResult
+from shared.actions.outcomes import ActionError, ActionResult
 from shared.actions.replies import HttpReply
 from shared.credential_fields import CredentialData
 from shared.enums import ActionType, CredentialType, Plan
+
+if TYPE_CHECKING:  # the API process never loads aiohttp for this module
+    import aiohttp
 
 
 class ActionConfig(BaseModel):
@@ -65,6 +68,12 @@ class HostSettings(Protocol):
     def twilio_base_url(self) -> str: ...
 
     @property
+    def box_api_base_url(self) -> str: ...
+
+    @property
+    def box_upload_base_url(self) -> str: ...
+
+    @property
     def dropbox_api_base_url(self) -> str: ...
 
     @property
@@ -82,8 +91,9 @@ class SendQuota(Protocol):
 
 
 class ActionHost(Protocol):
-    """What the performing process offers an action: outbound HTTP through its egress policy, settings,
-    and the department's daily send quota for the action's channel."""
+    """What the performing process offers an action: outbound connections through its egress policy
+    (HTTP requests, sockets, and an aiohttp connector for the SDKs that bring aiohttp), settings, and
+    the department's daily send quota for the action's channel."""
 
     @property
     def settings(self) -> HostSettings: ...
@@ -112,6 +122,22 @@ class ActionHost(Protocol):
     async def connect_socket(self, host: str, port: int, *, timeout: float, what: str) -> socket.socket:
         """A connected TCP socket to a checked address of ``host`` (for an SDK's ``sock=``); raises
         ``ActionError``: permanent when the egress policy refuses it, transient when it cannot connect."""
+        ...
+
+    async def check_endpoint(self, host: str, port: int, *, what: str) -> None:
+        """Resolve and check ``host`` before an SDK client is built for it, so a refused endpoint fails
+        before any request; raises ``ActionError`` (permanent when refused, transient when the name does
+        not resolve). ``what`` names the endpoint in the message ("S3 endpoint minio")."""
+        ...
+
+    def aiohttp_connector(self, **options: Any) -> aiohttp.TCPConnector:
+        """An aiohttp connector (``options`` as for ``aiohttp.TCPConnector``) that connects only to
+        addresses the egress policy checked, IP literals included, asking no DNS of its own."""
+        ...
+
+    def egress_refusal(self, exc: BaseException, what: str) -> ActionError | None:
+        """The ``ActionError`` for an egress refusal among ``exc`` and its causes (an SDK wraps what
+        the connector raised), or None when the failure is something else."""
         ...
 
 

@@ -3,7 +3,8 @@ guard that allows loopback, and a builder for action contexts."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from services.executor.actions.base import ActionContext, ActionDeps, ActionSettings
 from services.executor.egress import EgressGuard
 from shared.enums import ActionType, Plan
+from tests.peers.listener import INTERNAL, Listener
 
 LOOPBACK = ["127.0.0.0/8"]
 # "localhost" may also resolve to ::1, which the loopback allowance does not cover.
@@ -33,6 +35,26 @@ def strict_deps() -> ActionDeps:
     """The production default: no allowed CIDRs, so loopback is refused."""
     return ActionDeps(
         egress=EgressGuard(host_overrides=LOCALHOST), settings=ActionSettings(upload_timeout_s=15.0)
+    )
+
+
+@pytest.fixture
+async def environment_proxy(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Listener]:
+    """``HTTP(S)_PROXY`` set to a listener on an internal address, which must see no connection: an
+    SDK honouring it would send the request to an address the egress guard never checked."""
+    async with Listener() as proxy:
+        for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY"):
+            monkeypatch.setenv(name, f"http://{INTERNAL}:{proxy.port}")
+        for name in ("NO_PROXY", "no_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        yield proxy
+
+
+def at_base_url(deps: ActionDeps, base: str, *settings: str) -> ActionDeps:
+    """``deps`` with the named base-URL settings (``box_api_base_url``...) pointed at ``base``: a test
+    peer, or a loopback port where nothing listens."""
+    return dataclasses.replace(
+        deps, settings=dataclasses.replace(deps.settings, **dict.fromkeys(settings, base))
     )
 
 

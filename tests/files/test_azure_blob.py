@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import socket
 import uuid
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
@@ -13,13 +12,15 @@ from typing import Any
 import pytest
 from azure.storage.blob import AccountSasPermissions, BlobServiceClient, ResourceTypes, generate_account_sas
 
-from services.executor.actions.azure_blob import upload_azure_blob
 from services.executor.actions.base import ActionDeps, ActionError
+from services.executor.registry import ACTIONS
 from shared.enums import ActionType
 from tests.files.conftest import make_ctx
 from tests.peers.azurite import ACCOUNT_KEY, ACCOUNT_NAME, AzuritePeer
-from tests.peers.listener import INTERNAL, Listener
+from tests.peers.listener import Listener, unused_port
 from tests.peers.tls import LocalCA
+
+upload_azure_blob = ACTIONS[ActionType.UploadFileAzureBlob]
 
 CONTENT = "Certification expiring: EMT-B for J. Rivera on 2024-07-01 ✓\n"
 
@@ -160,9 +161,7 @@ async def test_blob_name_escape_is_refused(
 
 
 async def test_server_down_is_transient(container: str, deps: ActionDeps) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = unused_port()
     credential = {
         "accountName": ACCOUNT_NAME,
         "accountKey": ACCOUNT_KEY,
@@ -203,18 +202,13 @@ async def test_an_environment_proxy_is_ignored(
     service: BlobServiceClient,
     container: str,
     deps: ActionDeps,
+    environment_proxy: Listener,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    async with Listener() as proxy:
-        for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY"):
-            monkeypatch.setenv(name, f"http://{INTERNAL}:{proxy.port}")
-        for name in ("NO_PROXY", "no_proxy"):
-            monkeypatch.delenv(name, raising=False)
-
-        await upload_azure_blob(
-            blob_ctx({"connectionString": azurite.connection_string, "containerName": container}), deps
-        )
+    await upload_azure_blob(
+        blob_ctx({"connectionString": azurite.connection_string, "containerName": container}), deps
+    )
 
     monkeypatch.undo()  # the reading client below honours the proxy variables
-    assert proxy.connections == 0
+    assert environment_proxy.connections == 0
     assert list(stored(service, container).values()) == [CONTENT.encode()]

@@ -6,7 +6,6 @@ import dataclasses
 import email
 import email.policy
 import json
-import socket
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs
@@ -17,15 +16,20 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from services.executor.actions.base import ActionDeps, ActionError
-from services.executor.actions.box import upload_box
+from services.executor.registry import ACTIONS
+from shared.actions.configs import coerce_rendered, parse_action_config
 from shared.enums import ActionType
-from tests.files.conftest import make_ctx
+from tests.files.conftest import at_base_url, make_ctx
 from tests.peers.https_server import HttpsPeer, RecordedRequest, Reply
+from tests.peers.listener import unused_port
 from tests.peers.tls import LocalCA
+
+upload_box = ACTIONS[ActionType.UploadFileBox]
 
 CONTENT = "Shift trade filled: Capt. Diaz covers B-shift 2024-06-14 ✓\n"
 UPLOAD = "/api/2.0/files/content"
 TOKEN = "/oauth2/token"
+BOX_URLS = ("box_api_base_url", "box_upload_base_url")
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +63,7 @@ async def box(local_ca: LocalCA):
 
 @pytest.fixture
 def box_deps(deps: ActionDeps, box: HttpsPeer) -> ActionDeps:
-    base = box.url("").rstrip("/")
-    settings = dataclasses.replace(deps.settings, box_api_base_url=base, box_upload_base_url=base)
-    return dataclasses.replace(deps, settings=settings)
+    return at_base_url(deps, box.url("").rstrip("/"), *BOX_URLS)
 
 
 def box_ctx(credential: dict[str, str], config: Mapping[str, Any]):
@@ -137,9 +139,25 @@ async def test_name_conflict_uploads_a_new_version(
     assert "file id 555" in result.message
 
 
+@pytest.mark.parametrize(
+    ("saved", "rendered"),
+    [
+        pytest.param('{"filename": "log.txt", "overwrite": false}', {}, id="static"),
+        pytest.param(
+            '{"filename": "log.txt", "overwrite": "{{ keep }}"}', {"overwrite": "no"}, id="templated"
+        ),
+    ],
+)
 async def test_name_conflict_without_overwrite_is_permanent(
-    box: HttpsPeer, box_deps: ActionDeps, jwt_credential: dict[str, str]
+    box: HttpsPeer, box_deps: ActionDeps, jwt_credential: dict[str, str], saved: str, rendered: dict[str, str]
 ) -> None:
+    """``overwrite`` is a documented UploadFileBox key: the API saves it and the engine's check after
+    rendering hands it to the upload, which then keeps the existing file."""
+    config = coerce_rendered(
+        ActionType.UploadFileBox,
+        parse_action_config(ActionType.UploadFileBox, saved) | rendered,
+        has_credential=True,
+    )
     conflict = {
         "status": 409,
         "code": "item_name_in_use",
@@ -148,10 +166,10 @@ async def test_name_conflict_without_overwrite_is_permanent(
     box.reply("POST", UPLOAD, Reply(status=409, body=conflict))
 
     with pytest.raises(ActionError) as caught:
-        await upload_box(box_ctx(jwt_credential, {"filename": "log.txt", "overwrite": False}), box_deps)
+        await upload_box(box_ctx(jwt_credential, config), box_deps)
 
     assert caught.value.permanent
-    assert "0/log.txt already exists" in caught.value.message
+    assert "0/log.txt already exists (file id 555) and overwrite is false" in caught.value.message
     assert box.requests_to("POST", "/api/2.0/files/555/content") == []
 
 
@@ -201,15 +219,10 @@ async def test_server_error_is_transient(box: HttpsPeer, box_deps: ActionDeps) -
 
 
 async def test_server_down_is_transient(deps: ActionDeps) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        base = f"https://localhost:{sock.getsockname()[1]}"
-    settings = dataclasses.replace(deps.settings, box_api_base_url=base, box_upload_base_url=base)
+    down = at_base_url(deps, f"https://localhost:{unused_port()}", *BOX_URLS)
 
     with pytest.raises(ActionError) as caught:
-        await upload_box(
-            box_ctx({"developerToken": "t0k3n"}, {}), dataclasses.replace(deps, settings=settings)
-        )
+        await upload_box(box_ctx({"developerToken": "t0k3n"}, {}), down)
 
     assert not caught.value.permanent
 

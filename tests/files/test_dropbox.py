@@ -6,7 +6,6 @@ import base64
 import dataclasses
 import json
 import re
-import socket
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs
@@ -16,8 +15,9 @@ import pytest
 from services.executor.actions.base import ActionDeps, ActionError
 from services.executor.registry import ACTIONS
 from shared.enums import ActionType
-from tests.files.conftest import make_ctx
+from tests.files.conftest import at_base_url, make_ctx
 from tests.peers.https_server import HttpsPeer, Reply
+from tests.peers.listener import unused_port
 from tests.peers.tls import LocalCA
 
 upload_dropbox = ACTIONS[ActionType.UploadFileDropbox]
@@ -25,6 +25,7 @@ upload_dropbox = ACTIONS[ActionType.UploadFileDropbox]
 CONTENT = "Inventory adjusted: 4 × SCBA cylinders at Station 2 ✓\n"
 UPLOAD = "/2/files/upload"
 TOKEN = "/oauth2/token"
+DROPBOX_URLS = ("dropbox_api_base_url", "dropbox_content_base_url")
 CREDENTIAL = {"refreshToken": "dbx-refresh-token", "appKey": "dbx-app-key", "appSecret": "dbx-app-secret"}
 
 
@@ -41,9 +42,7 @@ async def dropbox(local_ca: LocalCA):
 
 @pytest.fixture
 def dropbox_deps(deps: ActionDeps, dropbox: HttpsPeer) -> ActionDeps:
-    base = dropbox.url("").rstrip("/")
-    settings = dataclasses.replace(deps.settings, dropbox_api_base_url=base, dropbox_content_base_url=base)
-    return dataclasses.replace(deps, settings=settings)
+    return at_base_url(deps, dropbox.url("").rstrip("/"), *DROPBOX_URLS)
 
 
 def dropbox_ctx(config: Mapping[str, Any], credential: dict[str, str] = CREDENTIAL):
@@ -161,13 +160,10 @@ async def test_rate_limit_is_transient_with_the_servers_hint(
 
 
 async def test_server_down_is_transient(deps: ActionDeps) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        base = f"https://localhost:{sock.getsockname()[1]}"
-    settings = dataclasses.replace(deps.settings, dropbox_api_base_url=base, dropbox_content_base_url=base)
+    down = at_base_url(deps, f"https://localhost:{unused_port()}", *DROPBOX_URLS)
 
     with pytest.raises(ActionError) as caught:
-        await upload_dropbox(dropbox_ctx({}), dataclasses.replace(deps, settings=settings))
+        await upload_dropbox(dropbox_ctx({}), down)
 
     assert not caught.value.permanent
 

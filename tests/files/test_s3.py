@@ -5,20 +5,21 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import socket
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
 
 from services.executor.actions.base import ActionDeps, ActionError
-from services.executor.actions.s3 import upload_s3
 from services.executor.egress import EgressGuard
+from services.executor.registry import ACTIONS
 from shared.enums import ActionType
 from tests.files.conftest import LOOPBACK, make_ctx
-from tests.peers.listener import INTERNAL, Listener
+from tests.peers.listener import Listener, unused_port
 from tests.peers.s3_server import S3Peer
 from tests.peers.tls import LocalCA
+
+upload_s3 = ACTIONS[ActionType.UploadFileS3]
 
 BUCKET = "station-reports"
 CONTENT = "Shift 2024-06-01 A: 14 personnel on duty — Engine 3 ✓\n"
@@ -123,9 +124,7 @@ async def test_path_escape_in_key_is_refused(s3: S3Peer, iam_keys, bucket, deps:
 
 
 async def test_server_down_is_transient(iam_keys, deps: ActionDeps) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = unused_port()
     credential = iam_keys | {"bucketName": BUCKET, "endpointUrl": f"https://localhost:{port}"}
     ctx = make_ctx(ActionType.UploadFileS3, content=CONTENT, config={}, credential=credential)
 
@@ -178,16 +177,10 @@ async def test_connections_resolve_through_the_egress_guard(
 
 
 async def test_an_environment_proxy_is_ignored(
-    s3: S3Peer, iam_keys, bucket, deps: ActionDeps, monkeypatch: pytest.MonkeyPatch
+    s3: S3Peer, iam_keys, bucket, deps: ActionDeps, environment_proxy: Listener
 ) -> None:
     """botocore reads HTTP(S)_PROXY: the request would go to an address the guard never checked."""
-    async with Listener() as proxy:
-        for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY"):
-            monkeypatch.setenv(name, f"http://{INTERNAL}:{proxy.port}")
-        for name in ("NO_PROXY", "no_proxy"):
-            monkeypatch.delenv(name, raising=False)
+    await upload_s3(s3_ctx(s3, iam_keys, {"s3Key": "direct.txt"}), deps)
 
-        await upload_s3(s3_ctx(s3, iam_keys, {"s3Key": "direct.txt"}), deps)
-
-    assert proxy.connections == 0
+    assert environment_proxy.connections == 0
     assert bucket.Object("direct.txt").get()["Body"].read() == CONTENT.encode()

@@ -15,15 +15,17 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from services.executor.actions.azure_blob import upload_azure_blob
 from services.executor.actions.base import ActionDeps, ActionError
-from services.executor.actions.s3 import upload_s3
 from services.executor.egress import EgressBlocked, EgressGuard
 from services.executor.egress.aiohttp_transport import GuardedConnector
+from services.executor.registry import ACTIONS
 from shared.enums import ActionType
 from tests.files.conftest import make_ctx
 from tests.peers.azurite import ACCOUNT_KEY, ACCOUNT_NAME
 from tests.peers.listener import INTERNAL, Listener
+
+upload_azure_blob = ACTIONS[ActionType.UploadFileAzureBlob]
+upload_s3 = ACTIONS[ActionType.UploadFileS3]
 
 ALLOWED = "127.0.0.1"
 SECRET_BODY = "Patient: J. Doe, DOB 1970-01-01"

@@ -13,8 +13,8 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
 
+from tests.peers.listener import StartedPeer, unused_port
 from tests.peers.tls import LocalCA
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -28,13 +28,7 @@ ACCOUNT_NAME = "devstoreaccount1"
 ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class AzuritePeer:
+class AzuritePeer(StartedPeer):
     """``azurite-blob`` on 127.0.0.1 with its data in ``location``; URLs use the host name "localhost"."""
 
     def __init__(self, location: Path, *, ca: LocalCA | None = None, startup_timeout: float = 30.0) -> None:
@@ -63,7 +57,7 @@ class AzuritePeer:
         if not os.access(AZURITE_BLOB, os.X_OK):
             raise RuntimeError(INSTALL_HINT)
         self.location.mkdir(parents=True, exist_ok=True)
-        self.port = _free_port()
+        self.port = unused_port()
         command = [
             str(AZURITE_BLOB),
             "--blobHost", "127.0.0.1",
@@ -118,15 +112,3 @@ class AzuritePeer:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
-
-    def __enter__(self) -> AzuritePeer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

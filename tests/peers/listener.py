@@ -1,8 +1,12 @@
-"""A TCP listener standing in for an internal address that must never be reached."""
+"""Loopback helpers for the peers: a TCP listener standing in for an internal address that must never
+be reached, a port where nothing listens, and the start/stop shape of the peers run in a thread or
+a child process."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
+from typing import Self
 
 INTERNAL = "127.0.0.2"  # loopback, but outside an allowance of 127.0.0.1/32
 
@@ -33,3 +37,27 @@ class Listener:
         assert self._server is not None
         self._server.close()
         await self._server.wait_closed()
+
+
+def unused_port() -> int:
+    """A loopback port nothing listens on (a server that is down, or one about to be started)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class StartedPeer:
+    """A peer used as ``with Peer(...) as peer:``: ``start()`` on entry, ``stop()`` on exit."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

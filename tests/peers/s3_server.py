@@ -8,7 +8,6 @@ keys fail the way they do on AWS.
 from __future__ import annotations
 
 import ssl
-from types import TracebackType
 from typing import Any
 
 import boto3
@@ -17,6 +16,7 @@ from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
+from tests.peers.listener import StartedPeer
 from tests.peers.tls import LocalCA
 
 ACCESS_KEY = "AKIAWORKFLOWSTEST01"
@@ -44,7 +44,7 @@ class _TlsMotoServer(ThreadedMotoServer):
         self._server.serve_forever()
 
 
-class S3Peer:
+class S3Peer(StartedPeer):
     """moto's S3 on 127.0.0.1 (random port); ``endpoint_url`` uses the host name "localhost"."""
 
     def __init__(
@@ -61,18 +61,6 @@ class S3Peer:
 
     def stop(self) -> None:
         self._server.stop()
-
-    def __enter__(self) -> S3Peer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def endpoint_url(self) -> str:

@@ -302,6 +302,7 @@ def test_sms_numbers() -> None:
         (A.UploadFileSftp, {"remotePath": "/a\x00b"}, "remotePath"),
         (A.UploadFileAzureBlob, {"blobName": "x" * 1025}, "blobName"),
         (A.UploadFileBox, {"folderId": "root"}, "folderId"),
+        (A.UploadFileBox, {"overwrite": "maybe"}, "overwrite"),
         (A.SendTeamsMessage, {"themeColor": "red"}, "themeColor"),
         (A.SendSlackMessage, {"iconEmoji": "fire"}, "iconEmoji"),
         (A.SendDiscordMessage, {"avatarUrl": "http://cdn.example.org/a.png"}, "avatarUrl"),
@@ -396,6 +397,7 @@ def test_defaults_filled_after_rendering() -> None:
     assert coerce_rendered(A.UploadFileBox, {}, now=NOW) == {
         "folderId": "0",
         "filename": "workflow_20261129120304.txt",
+        "overwrite": True,
     }
     assert coerce_rendered(A.SendTeamsMessage, {}) == {"themeColor": "0076D7"}
     assert coerce_rendered(A.CallApiDelete, {"url": "https://example.org"}) == {

@@ -9,7 +9,17 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SDKS = ("aioboto3", "aiobotocore", "asyncssh", "azure", "aioftp", "aiosmtplib", "services.executor")
+SDKS = (
+    "aioboto3",
+    "aiobotocore",
+    "botocore",
+    "aiohttp",
+    "asyncssh",
+    "azure",
+    "aioftp",
+    "aiosmtplib",
+    "services.executor",
+)
 
 
 def test_shared_never_imports_services() -> None:

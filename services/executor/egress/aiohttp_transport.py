@@ -1,12 +1,13 @@
 """aiohttp plumbing for the SDKs that bring their own HTTP stack (aiobotocore for S3, azure-core for
 Azure Blob): every connection goes through the egress guard, redirects are never followed and
-environment proxies are never used.
+environment proxies are never used. Actions get it through ``ActionHost.aiohttp_connector``.
 
 aiohttp consults a resolver only for host *names*: an IP literal (say, the ``Location`` of a 307)
 would be connected to unchecked. ``GuardedConnector`` therefore sends every host, literal or name,
 through ``EgressGuard.resolve`` and connects to the address it checked. Neither SDK needs redirects
 (S3 answers a wrong region with an error that names the region; Azure never redirects), so a
-redirect is returned to the SDK as the error response it is rather than followed.
+redirect is returned to the SDK as the error response it is rather than followed (by the S3 action's
+session wrapper and the Azure client's ``permit_redirects=False``).
 """
 
 from __future__ import annotations
@@ -61,14 +62,3 @@ class GuardedConnector(aiohttp.TCPConnector):
     ) -> list[ResolveResult]:
         ip, checked_port = await self._egress.resolve(host, port or 443)
         return [_result(host, ip, checked_port)]
-
-
-class NoRedirectSession:
-    """The one call aiobotocore makes on its aiohttp session, with redirects turned off."""
-
-    def __init__(self, session: aiohttp.ClientSession) -> None:
-        self._session = session
-
-    def request(self, *args: Any, **kwargs: Any) -> Any:
-        kwargs["allow_redirects"] = False
-        return self._session.request(*args, **kwargs)
