@@ -7,12 +7,13 @@ from typing import Any
 
 import httpx
 
-from services.executor.actions.base import ActionDeps, ActionSettings
+from services.executor.actions.base import ActionDeps
 from services.executor.actions.http_requests import blocked_error, http_request
 from services.executor.egress import EgressBlocked
 from shared.actions.outcomes import transient
 from shared.actions.replies import HttpReply
 from shared.actions.spec import SendQuota
+from shared.config import ActionSection
 
 
 class ExecutorHost:
@@ -24,7 +25,7 @@ class ExecutorHost:
         self._deps = deps
 
     @property
-    def settings(self) -> ActionSettings:
+    def settings(self) -> ActionSection:
         return self._deps.settings
 
     @property

@@ -9,7 +9,7 @@ import json
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import httpx
@@ -327,10 +327,11 @@ async def smtp_peer() -> AsyncIterator[SmtpPeer]:
 def twilio_at(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> Callable[[HttpsPeer], None]:
     """Point the session executor's Twilio base URL at a peer (operators do this with WF_TWILIO_BASE_URL)."""
     assert pipeline.executor.executor is not None
-    action_settings = pipeline.executor.executor.action_settings
+    executor = pipeline.executor.executor
 
     def point(peer: HttpsPeer) -> None:
-        monkeypatch.setattr(action_settings, "twilio_base_url", peer.url("", host="127.0.0.1"))
+        pointed = replace(executor.action_settings, twilio_base_url=peer.url("", host="127.0.0.1"))
+        monkeypatch.setattr(executor, "action_settings", pointed)
 
     return point
 
