@@ -34,4 +34,3 @@ def test_the_actions_take_every_variable_and_keep_their_own_bound() -> None:
     assert actions.max_retry_after_s == 600.0  # not a WF_ variable
     # what the executor hands its actions is that section
     assert action_settings(settings) == actions
-

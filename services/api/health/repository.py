@@ -1,10 +1,10 @@
-"""Health figures come from the health service's rollups (see shared/health_figures.py)."""
+"""Health figures come from the health service's rollups (see figures.py)."""
 
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.health_figures import HealthFigures, health_figures
+from services.api.health.figures import HealthFigures, health_figures
 
 
 class HealthRepository:
