@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field
 
-from services.api.schemas import InputSchema, Schema, UtcDatetime
+from services.api.schemas import InputSchema, NonBlankName, Schema, UtcDatetime
 from shared.credential_types import MASK
 
 
@@ -27,19 +27,12 @@ class WorkflowCredentialInput(InputSchema):
         }
     )
 
-    Name: str = Field(min_length=1, max_length=250)
+    Name: NonBlankName
     CredentialType: int = Field(ge=0, le=13, description="Credential type value (0-13)")
     Data: dict[str, Any] = Field(
         description="The type's fields (camelCase). On update, a secret field omitted or sent as "
         f'"{MASK}" keeps its stored value; null removes it.'
     )
-
-    @field_validator("Name")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return value
 
 
 class WorkflowCredentialResult(Schema):
