@@ -131,28 +131,12 @@ class Pipeline:
             step_ids.append(int(added.json()["WorkflowStepId"]))
         return workflow_id, step_ids
 
-    async def insert_step(
-        self,
-        workflow_id: int,
-        *,
-        action_type: int,
-        step_order: int,
-        template: str,
-        config: dict[str, Any],
-        credential_id: int | None = None,
-    ) -> int:
-        """A step row written directly, for content the API refuses at save time but the executor must
-        still survive (rows saved before a rule existed, or edited in the database)."""
+    async def insert_step(self, workflow_id: int, **step: Any) -> int:
+        """A step row written directly (``tests.support.helpers.insert_step``'s keywords), for content
+        the API refuses at save time but the executor must still survive (rows saved before a rule
+        existed, or edited in the database)."""
         async with self.db.begin() as conn:
-            return await insert_step(
-                conn,
-                workflow_id,
-                action_type=action_type,
-                step_order=step_order,
-                template=template,
-                config=config,
-                credential_id=credential_id,
-            )
+            return await insert_step(conn, workflow_id, **step)
 
     async def credential(self, department_id: int, ctype: CredentialType, data: dict[str, Any]) -> int:
         """A credential stored as the API stores it: public fields in clear, secrets encrypted."""
