@@ -7,6 +7,9 @@ from pydantic import ConfigDict, Field
 from services.api.schemas import InputSchema, NonBlankName, Schema, UtcDatetime
 from shared.credential_types import MASK
 
+# The examples' SMTP credential (its secret sent on input, masked in results).
+_RELAY = {"host": "smtp.example.org", "port": 587, "username": "dispatch"}
+
 
 class WorkflowCredentialInput(InputSchema):
     model_config = ConfigDict(
@@ -15,13 +18,7 @@ class WorkflowCredentialInput(InputSchema):
                 {
                     "Name": "Dispatch mail relay",
                     "CredentialType": 0,
-                    "Data": {
-                        "host": "smtp.example.org",
-                        "port": 587,
-                        "username": "dispatch",
-                        "password": "s3cret",
-                        "fromAddress": "dispatch@example.org",
-                    },
+                    "Data": {**_RELAY, "password": "s3cret", "fromAddress": "dispatch@example.org"},
                 }
             ]
         }
@@ -43,12 +40,7 @@ class WorkflowCredentialResult(Schema):
                     "WorkflowCredentialId": 12,
                     "Name": "Dispatch mail relay",
                     "CredentialType": 0,
-                    "Data": {
-                        "host": "smtp.example.org",
-                        "port": 587,
-                        "username": "dispatch",
-                        "password": MASK,
-                    },
+                    "Data": {**_RELAY, "password": MASK},
                     "CreatedOn": "2026-11-29T12:00:00.000Z",
                     "UpdatedOn": None,
                 }

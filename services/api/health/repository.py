@@ -11,10 +11,6 @@ class HealthRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    @classmethod
-    def from_session(cls, session: AsyncSession) -> HealthRepository:
-        return cls(session)
-
     async def figures(self, department_id: int, workflow_id: int) -> HealthFigures:
         conn = await self.session.connection()
         return await health_figures(conn, department_id, workflow_id)
