@@ -8,9 +8,9 @@ import asyncio
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import orjson
@@ -29,30 +29,10 @@ from tests.conftest import token_for
 from tests.peers.https_server import HttpsPeer
 from tests.peers.smtp_server import SmtpPeer
 from tests.peers.tls import LocalCA
-from tests.support.helpers import insert_step, store_credential
+from tests.support.helpers import insert_step, store_credential, wait_for
 
-T = TypeVar("T")
 WAIT_S = 30.0
 FINAL = (RunStatus.Completed, RunStatus.Failed, RunStatus.Cancelled)
-
-
-async def wait_for(
-    predicate: Callable[[], Awaitable[T | None]],
-    *,
-    timeout: float = WAIT_S,
-    interval: float = 0.05,
-    what: str = "condition",
-) -> T:
-    """The predicate's first truthy result, polled until ``timeout``."""
-    try:
-        async with asyncio.timeout(timeout):
-            while True:
-                result = await predicate()
-                if result:
-                    return result
-                await asyncio.sleep(interval)
-    except TimeoutError:
-        raise AssertionError(f"timed out after {timeout:g} s waiting for {what}") from None
 
 
 class ResultsTap:
