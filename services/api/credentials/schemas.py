@@ -2,13 +2,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, JsonValue
 
 from services.api.schemas import InputSchema, NonBlankName, Schema, UtcDatetime
 from shared.credential_types import MASK
 
 # The examples' SMTP credential (its secret sent on input, masked in results).
-_RELAY = {"host": "smtp.example.org", "port": 587, "username": "dispatch"}
+_RELAY: dict[str, JsonValue] = {"host": "smtp.example.org", "port": 587, "username": "dispatch"}
 
 
 class WorkflowCredentialInput(InputSchema):
