@@ -11,7 +11,7 @@ import base64
 import json
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -39,20 +39,6 @@ class DispatcherSection:
     batch_max: int
     scheduler_interval_s: float
     unpublished_grace_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class ActionSection:
-    """What the executor's actions read (timeouts, provider base URLs)."""
-
-    http_timeout_s: float
-    smtp_timeout_s: float
-    upload_timeout_s: float
-    twilio_base_url: str
-    box_api_base_url: str
-    box_upload_base_url: str
-    dropbox_api_base_url: str
-    dropbox_content_base_url: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +211,7 @@ class Settings(BaseSettings):
 
     # Per-service sections: read-only views of the flat fields above, which stay the contract (one
     # WF_* variable each, so as_environment() still round-trips). No defaults are written twice: a
-    # section has none of its own. Built on each access (start-up only, never on a hot path).
+    # section has none of its own (ActionSection reads them from here). Built on each access (start-up only, never on a hot path).
     @property
     def dispatcher(self) -> DispatcherSection:
         return DispatcherSection(
@@ -237,16 +223,8 @@ class Settings(BaseSettings):
 
     @property
     def actions(self) -> ActionSection:
-        return ActionSection(
-            http_timeout_s=self.http_timeout_s,
-            smtp_timeout_s=self.smtp_timeout_s,
-            upload_timeout_s=self.upload_timeout_s,
-            twilio_base_url=self.twilio_base_url,
-            box_api_base_url=self.box_api_base_url,
-            box_upload_base_url=self.box_upload_base_url,
-            dropbox_api_base_url=self.dropbox_api_base_url,
-            dropbox_content_base_url=self.dropbox_content_base_url,
-        )
+        names = (f.name for f in fields(ActionSection) if f.name in type(self).model_fields)
+        return ActionSection(**{name: getattr(self, name) for name in names})
 
     @property
     def executor(self) -> ExecutorSection:
@@ -300,6 +278,28 @@ def _development_secrets(directory: Path) -> dict[str, str]:
     tmp.chmod(0o600)
     tmp.replace(path)
     return values
+
+
+def _default(name: str) -> Any:
+    return Settings.model_fields[name].default
+
+
+@dataclass(frozen=True, slots=True)
+class ActionSection:
+    """What the executor's actions read (``HostSettings`` in shared/actions/spec.py): timeouts and
+    provider base URLs. Its defaults are read from ``Settings``, so each is written once and
+    ``ActionSection()`` (tests, tools) has the WF_* defaults."""
+
+    http_timeout_s: float = _default("http_timeout_s")
+    smtp_timeout_s: float = _default("smtp_timeout_s")
+    upload_timeout_s: float = _default("upload_timeout_s")
+    twilio_base_url: str = _default("twilio_base_url")
+    box_api_base_url: str = _default("box_api_base_url")
+    box_upload_base_url: str = _default("box_upload_base_url")
+    dropbox_api_base_url: str = _default("dropbox_api_base_url")
+    dropbox_content_base_url: str = _default("dropbox_content_base_url")
+    # The actions' own bound, not a WF_ variable: the longest Retry-After a provider's answer may ask for.
+    max_retry_after_s: float = 600.0
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Callable
 from typing import Protocol
+
+from shared.config import Settings, get_settings
+from shared.logging import configure_logging
+from shared.tracing import setup_tracing
 
 
 class Service(Protocol):
@@ -45,3 +50,11 @@ async def run_service(service: Service) -> None:
         if waiter.done() and not waiter.cancelled() and waiter.exception() is not None:
             raise waiter.exception()  # type: ignore[misc]
         waiter.cancel()
+
+
+def serve(name: str, build: Callable[[Settings], Service]) -> None:
+    """``python -m services.<name>``: the settings, logs and traces named for the service, then run it."""
+    settings = get_settings()
+    configure_logging(settings.log_level, json=settings.log_json, service=name)
+    setup_tracing(name, settings)
+    asyncio.run(run_service(build(settings)))

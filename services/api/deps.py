@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.api.errors import Forbidden, Unauthorized
 from services.api.state import ApiState
 from shared.auth import DEPARTMENT_ADMIN, SYSTEM_ADMIN, InvalidToken, Principal
+from shared.db.engine import session_scope
 
 
 def request_state(request: Request) -> ApiState:
@@ -28,14 +29,8 @@ StateDep = Annotated[ApiState, Depends(get_state)]
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with request_state(request).sessionmaker() as session:
-        try:
-            yield session
-        except BaseException:
-            await session.rollback()
-            raise
-        else:
-            await session.commit()
+    async with session_scope(request_state(request).sessionmaker) as session:
+        yield session
 
 
 # scope="function": the commit happens before the response is sent (a request-scoped dependency exits

@@ -14,8 +14,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
 class AppError(Exception):
+    """An error answered as ErrorResult: ``status_code``, and ``code`` (the class name unless set)."""
+
     status_code = 400
     code = "BadRequest"
+
+    def __init_subclass__(cls) -> None:
+        super().__init_subclass__()
+        cls.code = cls.__dict__.get("code", cls.__name__)
 
     def __init__(
         self,
@@ -39,44 +45,37 @@ class ValidationFailed(AppError):
 
 
 class PlanLimitReached(AppError):
-    code = "PlanLimitReached"
+    pass
 
 
 class RunLimitReached(AppError):
     """The department's daily run limit is spent (a test run is refused; see POST /{id}/test)."""
 
     status_code = 429
-    code = "RunLimitReached"
 
 
 class Unauthorized(AppError):
     status_code = 401
-    code = "Unauthorized"
 
 
 class Forbidden(AppError):
     status_code = 403
-    code = "Forbidden"
 
 
 class NotFound(AppError):
     status_code = 404
-    code = "NotFound"
 
 
 class Conflict(AppError):
     status_code = 409
-    code = "Conflict"
 
 
 class PayloadTooLarge(AppError):
     status_code = 413
-    code = "PayloadTooLarge"
 
 
 class ServiceUnavailable(AppError):
     status_code = 503
-    code = "ServiceUnavailable"
 
 
 def error_body(code: str, message: str, fields: list[tuple[str, str]] | None = None) -> dict[str, Any]:
@@ -117,7 +116,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        codes = {404: "NotFound", 405: "MethodNotAllowed", 401: "Unauthorized", 403: "Forbidden"}
+        codes = {e.status_code: e.code for e in (NotFound, Unauthorized, Forbidden)} | {
+            405: "MethodNotAllowed"
+        }
         return JSONResponse(
             error_body(codes.get(exc.status_code, "HttpError"), str(exc.detail)),
             status_code=exc.status_code,

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
@@ -21,6 +21,16 @@ def iso_z(value: datetime) -> str:
 UtcDatetime = Annotated[datetime, PlainSerializer(iso_z, return_type=str, when_used="json")]
 # Database ids: PostgreSQL integer / bigint, so larger values are invalid input rather than a 500.
 Id32 = Annotated[int, Field(ge=1, le=INT32_MAX)]
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+# A workflow's or a credential's Name: 1-250 characters, not only white space.
+NonBlankName = Annotated[str, Field(min_length=1, max_length=250), AfterValidator(_not_blank)]
 
 
 class Schema(BaseModel):

@@ -8,13 +8,14 @@ from typing import Any
 
 import httpx
 
-from services.executor.actions.base import ActionDeps, ActionSettings
+from services.executor.actions.base import ActionDeps
 from services.executor.actions.http_requests import blocked_error, http_request
 from services.executor.egress import EgressBlocked
 from services.executor.egress.aiohttp_transport import GuardedConnector
 from shared.actions.outcomes import ActionError, transient
 from shared.actions.replies import HttpReply, find_cause
 from shared.actions.spec import SendQuota
+from shared.config import ActionSection
 
 
 class ExecutorHost:
@@ -26,7 +27,7 @@ class ExecutorHost:
         self._deps = deps
 
     @property
-    def settings(self) -> ActionSettings:
+    def settings(self) -> ActionSection:
         return self._deps.settings
 
     @property

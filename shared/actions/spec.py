@@ -50,7 +50,7 @@ class ActionConfig(BaseModel):
 
 
 class HostSettings(Protocol):
-    """The per-action tunables a provider reads (the executor's ``ActionSettings``)."""
+    """The per-action tunables a provider reads (the executor's ``shared.config.ActionSection``)."""
 
     @property
     def http_timeout_s(self) -> float: ...

@@ -10,7 +10,7 @@ import jwt
 import pytest
 
 from shared.config import Settings
-from tests.api.conftest import assert_error, create_workflow, http_step
+from tests.api.conftest import SMTP_DATA, assert_error, create_workflow, http_step, workflow_body
 
 
 def _token(settings: Settings, **claims: object) -> str:
@@ -52,3 +52,18 @@ async def test_a_step_url_with_a_broken_punycode_host_is_400(api: httpx.AsyncCli
     step = http_step(ActionConfig=json.dumps({"url": url}))
     response = await api.post(f"/api/v4/workflows/{workflow['WorkflowId']}/steps", json=step)
     assert_error(response, 400, "url")
+
+
+@pytest.mark.parametrize("path", ["/api/v4/workflows", "/api/v4/workflows/credentials"])
+async def test_a_blank_name_is_400_with_its_field(api: httpx.AsyncClient, path: str) -> None:
+    body = (
+        workflow_body(Name=" \t ")
+        if path.endswith("workflows")
+        else {
+            "Name": " \t ",
+            "CredentialType": 0,
+            "Data": SMTP_DATA,
+        }
+    )
+    error = assert_error(await api.post(path, json=body), 400, "must not be blank")
+    assert error["Fields"] == [{"Field": "Name", "Message": "must not be blank"}]

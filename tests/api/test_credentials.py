@@ -386,22 +386,9 @@ class TestDestinationBinding:
     async def test_a_legacy_credential_used_by_steps_is_pinned_to_their_origins(
         self, api: httpx.AsyncClient, db: AsyncEngine, settings: Settings, department_id: int
     ) -> None:
-        async with db.begin() as conn:
-            cid = await store_credential(
-                conn, settings, department_id, CredentialType.HttpBearer, {"token": "legacy-secret"}
-            )
-        path = await _steps_path(api)
-        workflow_id = int(path.split("/")[-2])
-        async with db.begin() as conn:  # a step saved before credentials had origins
-            old_step = await insert_step(
-                conn,
-                workflow_id,
-                action_type=3,
-                step_order=1,
-                template="x",
-                config={"url": "https://cad.example.org/hook"},
-                credential_id=cid,
-            )
+        cid, path, old_step = await _legacy_bearer_with_a_step(
+            api, db, settings, department_id, "https://cad.example.org/hook"
+        )
         step = _bearer_step(cid)
         # A new step (or the old one, re-pointed) cannot take the secret elsewhere, nor pin it there.
         assert_error(
@@ -420,21 +407,9 @@ class TestDestinationBinding:
     async def test_a_legacy_credential_whose_steps_are_templated_needs_origins_set(
         self, api: httpx.AsyncClient, db: AsyncEngine, settings: Settings, department_id: int
     ) -> None:
-        async with db.begin() as conn:
-            cid = await store_credential(
-                conn, settings, department_id, CredentialType.HttpBearer, {"token": "legacy-secret"}
-            )
-        path = await _steps_path(api)
-        async with db.begin() as conn:
-            await insert_step(
-                conn,
-                int(path.split("/")[-2]),
-                action_type=3,
-                step_order=1,
-                template="x",
-                config={"url": "https://{{ call.host }}/hook"},
-                credential_id=cid,
-            )
+        cid, path, _ = await _legacy_bearer_with_a_step(
+            api, db, settings, department_id, "https://{{ call.host }}/hook"
+        )
         response = await api.post(path, json=_bearer_step(cid)("https://cad.example.org/hook"))
         assert_error(response, 400, "WorkflowCredentialId", "allowedOrigins")
         # Setting them needs the secret again: a stolen admin token cannot bind it to its own server.
@@ -450,6 +425,29 @@ class TestDestinationBinding:
 async def _steps_path(api: httpx.AsyncClient) -> str:
     workflow = (await api.post("/api/v4/workflows", json={"Name": "w", "TriggerEventType": 0})).json()
     return f"/api/v4/workflows/{workflow['WorkflowId']}/steps"
+
+
+async def _legacy_bearer_with_a_step(
+    api: httpx.AsyncClient, db: AsyncEngine, settings: Settings, department_id: int, url: str
+) -> tuple[int, str, int]:
+    """A bearer credential and an HTTP step using it, both stored before credentials had origins:
+    the credential's id, the steps' path and the step's id."""
+    async with db.begin() as conn:
+        cid = await store_credential(
+            conn, settings, department_id, CredentialType.HttpBearer, {"token": "legacy-secret"}
+        )
+    path = await _steps_path(api)
+    async with db.begin() as conn:
+        step_id = await insert_step(
+            conn,
+            int(path.split("/")[-2]),
+            action_type=3,
+            step_order=1,
+            template="x",
+            config={"url": url},
+            credential_id=cid,
+        )
+    return cid, path, step_id
 
 
 async def _credential_data(api: httpx.AsyncClient, credential_id: int) -> dict[str, Any]:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import orjson
@@ -157,35 +160,37 @@ class TestReplicas:
         assert sum(assignments) == dispatcher_settings.partitions_events
 
 
+@asynccontextmanager
+async def _six_events_on_the_free_plan(
+    db: AsyncEngine, settings: Settings, department_id: int
+) -> AsyncIterator[list[tuple[Any, ...]]]:
+    """Six events at once for a free department's workflow (five runs a minute), early in a minute,
+    with the dispatcher running: the six runs' rows while it still runs."""
+    await new_workflow(db, department_id, 3)
+    await away_from_minute_boundary()
+    async with running_services(settings, executor=False, health=False):
+        yield await dispatch(settings, db, department_id, [event(department_id, 3) for _ in range(6)], 6)
+
+
 class TestRateLimits:
     async def test_free_plan_runs_five_per_minute_and_defers_the_sixth(
         self, db, dispatcher_settings, department_id
     ):
-        await new_workflow(db, department_id, 3)
-        await away_from_minute_boundary()
-        async with running_services(dispatcher_settings, executor=False, health=False):
-            rows = await dispatch(
-                dispatcher_settings, db, department_id, [event(department_id, 3) for _ in range(6)], 6
-            )
-        now_runs = [r for r in rows if r[4] is None]
-        later = [r for r in rows if r[4] is not None]
-        assert len(now_runs) == 5
-        assert len(later) == 1
-        assert all(r[3] == 0 for r in rows)  # all Pending: nothing dropped
-        deferred_until = later[0][4]
-        assert deferred_until.second == 0
-        assert deferred_until > datetime.now(UTC)
-        assert later[0][5] is None  # not handed to executors yet
+        async with _six_events_on_the_free_plan(db, dispatcher_settings, department_id) as rows:
+            now_runs = [r for r in rows if r[4] is None]
+            later = [r for r in rows if r[4] is not None]
+            assert len(now_runs) == 5
+            assert len(later) == 1
+            assert all(r[3] == 0 for r in rows)  # all Pending: nothing dropped
+            deferred_until = later[0][4]
+            assert deferred_until.second == 0
+            assert deferred_until > datetime.now(UTC)
+            assert later[0][5] is None  # not handed to executors yet
 
     async def test_deferred_run_is_released_when_its_window_opens(
         self, db, dispatcher_settings, department_id
     ):
-        await new_workflow(db, department_id, 3)
-        await away_from_minute_boundary()
-        async with running_services(dispatcher_settings, executor=False, health=False):
-            rows = await dispatch(
-                dispatcher_settings, db, department_id, [event(department_id, 3) for _ in range(6)], 6
-            )
+        async with _six_events_on_the_free_plan(db, dispatcher_settings, department_id) as rows:
             deferred = next(r for r in rows if r[4] is not None)
             # Pretend the next window has opened instead of waiting for it.
             await execute(

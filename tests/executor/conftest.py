@@ -8,9 +8,9 @@ import asyncio
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from typing import Any
 
 import httpx
 import orjson
@@ -29,30 +29,10 @@ from tests.conftest import token_for
 from tests.peers.https_server import HttpsPeer
 from tests.peers.smtp_server import SmtpPeer
 from tests.peers.tls import LocalCA
-from tests.support.helpers import insert_step, store_credential
+from tests.support.helpers import insert_step, store_credential, wait_for
 
-T = TypeVar("T")
 WAIT_S = 30.0
 FINAL = (RunStatus.Completed, RunStatus.Failed, RunStatus.Cancelled)
-
-
-async def wait_for(
-    predicate: Callable[[], Awaitable[T | None]],
-    *,
-    timeout: float = WAIT_S,
-    interval: float = 0.05,
-    what: str = "condition",
-) -> T:
-    """The predicate's first truthy result, polled until ``timeout``."""
-    try:
-        async with asyncio.timeout(timeout):
-            while True:
-                result = await predicate()
-                if result:
-                    return result
-                await asyncio.sleep(interval)
-    except TimeoutError:
-        raise AssertionError(f"timed out after {timeout:g} s waiting for {what}") from None
 
 
 class ResultsTap:
@@ -131,28 +111,12 @@ class Pipeline:
             step_ids.append(int(added.json()["WorkflowStepId"]))
         return workflow_id, step_ids
 
-    async def insert_step(
-        self,
-        workflow_id: int,
-        *,
-        action_type: int,
-        step_order: int,
-        template: str,
-        config: dict[str, Any],
-        credential_id: int | None = None,
-    ) -> int:
-        """A step row written directly, for content the API refuses at save time but the executor must
-        still survive (rows saved before a rule existed, or edited in the database)."""
+    async def insert_step(self, workflow_id: int, **step: Any) -> int:
+        """A step row written directly (``tests.support.helpers.insert_step``'s keywords), for content
+        the API refuses at save time but the executor must still survive (rows saved before a rule
+        existed, or edited in the database)."""
         async with self.db.begin() as conn:
-            return await insert_step(
-                conn,
-                workflow_id,
-                action_type=action_type,
-                step_order=step_order,
-                template=template,
-                config=config,
-                credential_id=credential_id,
-            )
+            return await insert_step(conn, workflow_id, **step)
 
     async def credential(self, department_id: int, ctype: CredentialType, data: dict[str, Any]) -> int:
         """A credential stored as the API stores it: public fields in clear, secrets encrypted."""
@@ -327,10 +291,11 @@ async def smtp_peer() -> AsyncIterator[SmtpPeer]:
 def twilio_at(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> Callable[[HttpsPeer], None]:
     """Point the session executor's Twilio base URL at a peer (operators do this with WF_TWILIO_BASE_URL)."""
     assert pipeline.executor.executor is not None
-    action_settings = pipeline.executor.executor.action_settings
+    executor = pipeline.executor.executor
 
     def point(peer: HttpsPeer) -> None:
-        monkeypatch.setattr(action_settings, "twilio_base_url", peer.url("", host="127.0.0.1"))
+        pointed = replace(executor.action_settings, twilio_base_url=peer.url("", host="127.0.0.1"))
+        monkeypatch.setattr(executor, "action_settings", pointed)
 
     return point
 

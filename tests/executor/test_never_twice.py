@@ -35,10 +35,9 @@ async def test_a_message_delivered_three_times_performs_each_step_once(
     run = await pipeline.wait_status(run_id)
 
     assert run["status"] == RunStatus.Completed
-    await wait_for(lambda: _count(processed, run_id, 3), what="all three messages to be consumed")
-    assert len(https_peer.requests_to("POST", "/slow")) == 1
-    assert len(https_peer.requests_to("POST", "/after")) == 1
-    assert len(await pipeline.logs(run_id)) == 2
+    await _each_step_performed_once(
+        pipeline, https_peer, processed, run_id, messages=3, paths=("/slow", "/after")
+    )
 
 
 async def test_copies_of_a_message_arriving_together_perform_the_step_once(
@@ -56,9 +55,7 @@ async def test_copies_of_a_message_arriving_together_perform_the_step_once(
     run = await pipeline.wait_status(run_id)
 
     assert run["status"] == RunStatus.Completed
-    await wait_for(lambda: _count(processed, run_id, 4), what="all four messages to be consumed")
-    assert len(https_peer.requests_to("POST", "/together")) == 1
-    assert len(await pipeline.logs(run_id)) == 1
+    await _each_step_performed_once(pipeline, https_peer, processed, run_id, messages=4, paths=("/together",))
 
 
 async def test_a_finished_runs_message_redelivered_performs_nothing(
@@ -74,10 +71,8 @@ async def test_a_finished_runs_message_redelivered_performs_nothing(
     await pipeline.results.outcome(run_id)
 
     await pipeline.redeliver(run_id, department_id)
-    await wait_for(lambda: _count(processed, run_id, 2), what="the redelivered message to be consumed")
 
-    assert len(https_peer.requests_to("POST", "/once")) == 1
-    assert len(await pipeline.logs(run_id)) == 1
+    await _each_step_performed_once(pipeline, https_peer, processed, run_id, messages=2, paths=("/once",))
     assert await pipeline.run(run_id) == finished
     assert len(pipeline.results.by_run[run_id]) == 1
 
@@ -129,8 +124,25 @@ async def test_two_executors_receiving_the_same_run_perform_each_step_once(
         assert len(await pipeline.logs(run_id)) == 2
 
 
-async def _count(seen: list[int], run_id: int, times: int) -> bool:
-    return seen.count(run_id) >= times
+async def _each_step_performed_once(
+    pipeline: Pipeline,
+    https_peer: HttpsPeer,
+    processed: list[int],
+    run_id: int,
+    *,
+    messages: int,
+    paths: tuple[str, ...],
+) -> None:
+    """Once the executor has consumed all ``messages`` copies of the run's message: one request to
+    each step's path, and one log a step."""
+
+    async def consumed() -> bool:
+        return processed.count(run_id) >= messages
+
+    await wait_for(consumed, what=f"all {messages} copies of the run message to be consumed")
+    for path in paths:
+        assert len(https_peer.requests_to("POST", path)) == 1, path
+    assert len(await pipeline.logs(run_id)) == len(paths)
 
 
 async def test_a_run_left_by_a_crashed_executor_resumes_after_its_completed_steps(

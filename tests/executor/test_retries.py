@@ -149,7 +149,7 @@ async def test_a_huge_retry_after_is_bounded_and_the_executor_moves_on(
     waiting = await pipeline.start_run(workflow_id, department_id)
     run = await pipeline.wait_status(waiting, RunStatus.Retrying)
     attempt_ended = max(log["completed_on"] for log in await pipeline.logs(waiting))
-    # Not a day: the executor's bound (ActionSettings.max_retry_after_s, 10 minutes).
+    # Not a day: the executor's bound (ActionSection.max_retry_after_s, 10 minutes).
     assert run["next_attempt_on"] - attempt_ended <= timedelta(seconds=600) + SLACK
     assert run["next_attempt_on"] - attempt_ended >= timedelta(seconds=600)
     # Nothing sleeps on the waiting run: the next one goes straight through.

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.api.health.figures import health_figures
 from services.health.rebuild import rebuild_rollups
 from services.health.rollups import Outcome, apply_outcomes
 from shared.enums import RunStatus
-from shared.health_figures import health_figures
 
 NOW = datetime(2026, 11, 30, 12, 30, tzinfo=UTC)
 

@@ -39,14 +39,22 @@ def isolated(settings: Settings, **overrides: Any) -> Settings:
 
 
 async def wait_for(
-    predicate: Callable[[], Awaitable[T]], *, timeout: float = 30.0, interval: float = 0.1
+    predicate: Callable[[], Awaitable[T | None]],
+    *,
+    timeout: float = 30.0,
+    interval: float = 0.1,
+    what: str = "condition",
 ) -> T:
-    async with asyncio.timeout(timeout):
-        while True:
-            result = await predicate()
-            if result:
-                return result
-            await asyncio.sleep(interval)
+    """The predicate's first truthy result, polled until ``timeout``; then TimeoutError naming ``what``."""
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                result = await predicate()
+                if result:
+                    return result
+                await asyncio.sleep(interval)
+    except TimeoutError:
+        raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}") from None
 
 
 def event(

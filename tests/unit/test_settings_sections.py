@@ -1,15 +1,12 @@
 """The per-service sections are views of the one settings object: the WF_* variables stay the contract,
-and no default is written twice (the executor's actions take theirs from the executor section)."""
+and no default is written twice (the executor's actions read the executor section's ``ActionSection``)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, fields
-
 import pytest
 
-from services.executor.actions.base import ActionSettings
 from services.executor.service import action_settings
-from shared.config import Settings, load_settings
+from shared.config import load_settings
 
 
 def test_sections_read_the_flat_variables(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -29,20 +26,11 @@ def test_sections_read_the_flat_variables(monkeypatch: pytest.MonkeyPatch) -> No
     assert environment["WF_EXECUTOR_CONCURRENCY"] == "7"
 
 
-def test_the_actions_settings_take_every_value_from_the_settings() -> None:
+def test_the_actions_take_every_variable_and_keep_their_own_bound() -> None:
     settings = load_settings(http_timeout_s=3.0, dropbox_content_base_url="http://127.0.0.1:9/dropbox")
-    built = action_settings(settings)
-    assert asdict(settings.actions) == {
-        name: value for name, value in asdict(built).items() if name in asdict(settings.actions)
-    }
-    assert built.http_timeout_s == 3.0
-    # the one bound the actions keep as their own (not a WF_ variable)
-    assert {f.name for f in fields(ActionSettings)} - set(Settings.model_fields) == {"max_retry_after_s"}
-
-
-def test_the_actions_defaults_are_the_settings_defaults() -> None:
-    """ActionSettings() (tests, tools) must not drift from the WF_* defaults."""
-    defaults = ActionSettings()
-    for name, value in asdict(defaults).items():
-        if name in Settings.model_fields:
-            assert Settings.model_fields[name].default == value, name
+    actions = settings.executor.actions
+    assert actions.http_timeout_s == 3.0
+    assert actions.dropbox_content_base_url == "http://127.0.0.1:9/dropbox"
+    assert actions.max_retry_after_s == 600.0  # not a WF_ variable
+    # what the executor hands its actions is that section
+    assert action_settings(settings) == actions

@@ -1,18 +1,17 @@
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 
 from services.api.department.service import get_plan, set_plan
 from services.api.deps import SessionDep, SystemAdminDep
-from services.api.schemas import INT32_MAX, InputSchema, error_responses
+from services.api.paths import DepartmentId
+from services.api.schemas import InputSchema, error_responses
 from shared.enums import Plan
 
 router = APIRouter(prefix="/api/v4/admin", tags=["Admin"])
-
-DepartmentId = Annotated[int, Path(gt=0, le=INT32_MAX, description="Department ID")]
 
 
 class DepartmentPlanInput(InputSchema):

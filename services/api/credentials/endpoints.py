@@ -1,18 +1,15 @@
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path
+from fastapi import APIRouter
 
 from services.api.credentials.mapping import credential_result
 from services.api.credentials.schemas import WorkflowCredentialInput, WorkflowCredentialResult
 from services.api.credentials.service import credential_service
 from services.api.deps import DepartmentAdminDep, SessionDep, StateDep
-from services.api.schemas import INT32_MAX, DeletedResult, error_responses
+from services.api.paths import CredentialId
+from services.api.schemas import DeletedResult, error_responses
 
 router = APIRouter(prefix="/api/v4/workflows/credentials", tags=["Credentials"])
-
-CredentialId = Annotated[int, Path(ge=1, le=INT32_MAX, description="Credential ID")]
 
 
 @router.get(

@@ -12,10 +12,6 @@ class CredentialRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    @classmethod
-    def from_session(cls, session: AsyncSession) -> CredentialRepository:
-        return cls(session)
-
     async def get(
         self, department_id: int, credential_id: int, *, for_update: bool = False
     ) -> WorkflowCredential | None:

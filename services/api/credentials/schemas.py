@@ -2,10 +2,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, JsonValue
 
-from services.api.schemas import InputSchema, Schema, UtcDatetime
+from services.api.schemas import InputSchema, NonBlankName, Schema, UtcDatetime
 from shared.credential_types import MASK
+
+# The examples' SMTP credential (its secret sent on input, masked in results).
+_RELAY: dict[str, JsonValue] = {"host": "smtp.example.org", "port": 587, "username": "dispatch"}
 
 
 class WorkflowCredentialInput(InputSchema):
@@ -15,31 +18,18 @@ class WorkflowCredentialInput(InputSchema):
                 {
                     "Name": "Dispatch mail relay",
                     "CredentialType": 0,
-                    "Data": {
-                        "host": "smtp.example.org",
-                        "port": 587,
-                        "username": "dispatch",
-                        "password": "s3cret",
-                        "fromAddress": "dispatch@example.org",
-                    },
+                    "Data": {**_RELAY, "password": "s3cret", "fromAddress": "dispatch@example.org"},
                 }
             ]
         }
     )
 
-    Name: str = Field(min_length=1, max_length=250)
+    Name: NonBlankName
     CredentialType: int = Field(ge=0, le=13, description="Credential type value (0-13)")
     Data: dict[str, Any] = Field(
         description="The type's fields (camelCase). On update, a secret field omitted or sent as "
         f'"{MASK}" keeps its stored value; null removes it.'
     )
-
-    @field_validator("Name")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return value
 
 
 class WorkflowCredentialResult(Schema):
@@ -50,12 +40,7 @@ class WorkflowCredentialResult(Schema):
                     "WorkflowCredentialId": 12,
                     "Name": "Dispatch mail relay",
                     "CredentialType": 0,
-                    "Data": {
-                        "host": "smtp.example.org",
-                        "port": 587,
-                        "username": "dispatch",
-                        "password": MASK,
-                    },
+                    "Data": {**_RELAY, "password": MASK},
                     "CreatedOn": "2026-11-29T12:00:00.000Z",
                     "UpdatedOn": None,
                 }

@@ -44,14 +44,12 @@ def _seal(
 
 class CredentialService:
     async def list(self, session: AsyncSession, principal: Principal) -> Sequence[WorkflowCredential]:
-        return await CredentialRepository.from_session(session).list(principal.department_id)
+        return await CredentialRepository(session).list(principal.department_id)
 
     async def get(
         self, session: AsyncSession, principal: Principal, credential_id: int
     ) -> WorkflowCredential:
-        credential = await CredentialRepository.from_session(session).get(
-            principal.department_id, credential_id
-        )
+        credential = await CredentialRepository(session).get(principal.department_id, credential_id)
         if credential is None:
             raise NotFound(f"Credential {credential_id} was not found")
         return credential
@@ -64,7 +62,7 @@ class CredentialService:
             canonical = validate_credential_data(ctype, data.Data)
         except CredentialValidationError as exc:
             raise _invalid(exc) from None
-        repo = CredentialRepository.from_session(session)
+        repo = CredentialRepository(session)
         plan = await lock_department(session, principal.department_id)
         cap = limits_for(plan).credentials
         if await repo.count(principal.department_id) >= cap:
@@ -95,7 +93,7 @@ class CredentialService:
         credential_id: int,
         data: WorkflowCredentialInput,
     ) -> WorkflowCredential:
-        repo = CredentialRepository.from_session(session)
+        repo = CredentialRepository(session)
         credential = await repo.get(principal.department_id, credential_id, for_update=True)
         if credential is None:
             raise NotFound(f"Credential {credential_id} was not found")
@@ -125,9 +123,7 @@ class CredentialService:
 
     async def delete(self, session: AsyncSession, principal: Principal, credential_id: int) -> None:
         # Steps keep the id: they then fail naming the missing credential (docs/api-behaviour.md, Validation).
-        if not await CredentialRepository.from_session(session).delete(
-            principal.department_id, credential_id
-        ):
+        if not await CredentialRepository(session).delete(principal.department_id, credential_id):
             raise NotFound(f"Credential {credential_id} was not found")
 
 

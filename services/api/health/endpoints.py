@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path
+from fastapi import APIRouter
 
 from services.api.deps import DepartmentAdminDep, SessionDep
 from services.api.health.schemas import WorkflowHealthResult
 from services.api.health.service import health_service
-from services.api.schemas import INT32_MAX, error_responses
+from services.api.paths import WorkflowId
+from services.api.schemas import error_responses
 
 router = APIRouter(prefix="/api/v4/workflows", tags=["Health"])
 
@@ -20,7 +19,7 @@ router = APIRouter(prefix="/api/v4/workflows", tags=["Health"])
     responses=error_responses(404),
 )
 async def workflow_health(
-    workflow_id: Annotated[int, Path(ge=1, le=INT32_MAX, description="Workflow ID")],
+    workflow_id: WorkflowId,
     session: SessionDep,
     admin: DepartmentAdminDep,
 ) -> WorkflowHealthResult:

@@ -1,19 +1,15 @@
-"""Health figures come from the health service's rollups (see shared/health_figures.py)."""
+"""Health figures come from the health service's rollups (see figures.py)."""
 
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.health_figures import HealthFigures, health_figures
+from services.api.health.figures import HealthFigures, health_figures
 
 
 class HealthRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-
-    @classmethod
-    def from_session(cls, session: AsyncSession) -> HealthRepository:
-        return cls(session)
 
     async def figures(self, department_id: int, workflow_id: int) -> HealthFigures:
         conn = await self.session.connection()

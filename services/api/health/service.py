@@ -13,9 +13,9 @@ class HealthService:
     async def for_workflow(
         self, session: AsyncSession, principal: Principal, workflow_id: int
     ) -> WorkflowHealthResult:
-        if not await WorkflowRepository.from_session(session).exists(principal.department_id, workflow_id):
+        if not await WorkflowRepository(session).exists(principal.department_id, workflow_id):
             raise NotFound(f"Workflow {workflow_id} was not found")
-        figures = await HealthRepository.from_session(session).figures(principal.department_id, workflow_id)
+        figures = await HealthRepository(session).figures(principal.department_id, workflow_id)
         day, week, month = figures.windows["24h"], figures.windows["7d"], figures.windows["30d"]
         return WorkflowHealthResult(
             WorkflowId=workflow_id,

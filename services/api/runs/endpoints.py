@@ -3,10 +3,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 
 from services.api.deps import DepartmentAdminDep, SessionDep, StateDep
 from services.api.errors import ServiceUnavailable
+from services.api.paths import RunId, WorkflowId
 from services.api.runs.mapping import log_result, result_with_logs, run_result
 from services.api.runs.outcomes import publish_outcomes
 from services.api.runs.schemas import (
@@ -17,7 +18,7 @@ from services.api.runs.schemas import (
     WorkflowTestRunResult,
 )
 from services.api.runs.service import run_service
-from services.api.schemas import INT32_MAX, INT64_MAX, error_responses
+from services.api.schemas import INT32_MAX, error_responses
 from shared.logging import get_logger
 from shared.messages import TEST_WORKFLOW_HEADER
 from shared.tracing import kafka_headers
@@ -26,8 +27,6 @@ log = get_logger(__name__)
 
 router = APIRouter(prefix="/api/v4/workflows", tags=["Runs"])
 
-WorkflowId = Annotated[int, Path(ge=1, le=INT32_MAX, description="Workflow ID")]
-RunId = Annotated[int, Path(ge=1, le=INT64_MAX, description="Workflow run ID")]
 PageNumber = Annotated[int, Query(ge=1, le=INT32_MAX, description="Page number, from 1")]
 PageSize = Annotated[int, Query(alias="pageSize", ge=1, le=100, description="Runs per page, 1-100")]
 

@@ -16,10 +16,6 @@ class RunRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    @classmethod
-    def from_session(cls, session: AsyncSession) -> RunRepository:
-        return cls(session)
-
     async def page(
         self, department_id: int, *, workflow_id: int | None, offset: int, limit: int
     ) -> Sequence[WorkflowRun]:

@@ -89,27 +89,27 @@ class RunService:
         page: int,
         page_size: int,
     ) -> Sequence[WorkflowRun]:
-        if workflow_id is not None and not await WorkflowRepository.from_session(session).exists(
+        if workflow_id is not None and not await WorkflowRepository(session).exists(
             principal.department_id, workflow_id
         ):
             raise NotFound(f"Workflow {workflow_id} was not found")
-        return await RunRepository.from_session(session).page(
+        return await RunRepository(session).page(
             principal.department_id, workflow_id=workflow_id, offset=(page - 1) * page_size, limit=page_size
         )
 
     async def pending(self, session: AsyncSession, principal: Principal) -> Sequence[WorkflowRun]:
-        return await RunRepository.from_session(session).open_runs(principal.department_id)
+        return await RunRepository(session).open_runs(principal.department_id)
 
     async def logs(
         self, session: AsyncSession, principal: Principal, run_id: int
     ) -> Sequence[WorkflowRunLog]:
-        repo = RunRepository.from_session(session)
+        repo = RunRepository(session)
         if await repo.get(principal.department_id, run_id) is None:
             raise _run_not_found(run_id)
         return await repo.logs(run_id)
 
     async def cancel(self, session: AsyncSession, principal: Principal, run_id: int) -> WorkflowRun:
-        repo = RunRepository.from_session(session)
+        repo = RunRepository(session)
         run = await repo.get(principal.department_id, run_id, for_update=True)
         if run is None:
             raise _run_not_found(run_id)
@@ -120,7 +120,7 @@ class RunService:
         return await repo.cancel(run)
 
     async def clear(self, session: AsyncSession, principal: Principal) -> Sequence[WorkflowRun]:
-        return await RunRepository.from_session(session).cancel_open(principal.department_id)
+        return await RunRepository(session).cancel_open(principal.department_id)
 
     async def start_test(
         self, session: AsyncSession, principal: Principal, workflow_id: int, data: WorkflowTestInput | None
@@ -128,7 +128,7 @@ class RunService:
         """The test event for the workflow (disabled ones included); refused with 429 while the
         department's daily run limit is spent. The dispatcher creates the run from the event under
         the same limits as any run: deferred past the per-minute limit, capped at the daily one."""
-        workflow = await WorkflowRepository.from_session(session).get(
+        workflow = await WorkflowRepository(session).get(
             principal.department_id, workflow_id, with_steps=False
         )
         if workflow is None:
@@ -165,7 +165,7 @@ class RunService:
                 if run is not None and (RunStatus(run.status) in FINAL_RUN_STATUSES or expired):
                     if _capped_at_daily_limit(run):
                         raise RunLimitReached(run.error_message or DAILY_CAP_PREFIX)
-                    return run, await RunRepository.from_session(session).logs(run.workflow_run_id)
+                    return run, await RunRepository(session).logs(run.workflow_run_id)
                 if expired:
                     raise ServiceUnavailable(
                         f"The test event was queued but no dispatcher stored its run within {timeout_s:g} s; "

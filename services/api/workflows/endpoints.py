@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from services.api.deps import DepartmentAdminDep, SessionDep, request_state
-from services.api.schemas import INT32_MAX, DeletedResult, error_responses
+from services.api.paths import StepId, WorkflowId
+from services.api.schemas import DeletedResult, error_responses
 from services.api.workflows.mapping import step_result, workflow_result
 from services.api.workflows.schemas import (
     WorkflowInput,
@@ -19,9 +18,6 @@ from services.api.workflows.service import workflow_service
 # order, and each route tried before the match costs every request (the list is the hottest read).
 collection_router = APIRouter(prefix="/api/v4/workflows", tags=["Workflows"])
 router = APIRouter(prefix="/api/v4/workflows", tags=["Workflows"])
-
-WorkflowId = Annotated[int, Path(ge=1, le=INT32_MAX, description="Workflow ID")]
-StepId = Annotated[int, Path(ge=1, le=INT32_MAX, description="Step ID")]
 
 
 @collection_router.get(

@@ -52,10 +52,6 @@ class WorkflowRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    @classmethod
-    def from_session(cls, session: AsyncSession) -> WorkflowRepository:
-        return cls(session)
-
     async def get(
         self, department_id: int, workflow_id: int, *, for_update: bool = False, with_steps: bool = True
     ) -> Workflow | None:

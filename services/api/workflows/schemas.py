@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pydantic import ConfigDict, Field, field_validator
 
-from services.api.schemas import INT32_MAX, Id32, InputSchema, Schema, UtcDatetime
+from services.api.schemas import INT32_MAX, Id32, InputSchema, NonBlankName, Schema, UtcDatetime
 from shared.enums import ActionType as EnumActionType
 
 MAX_TEMPLATE_BYTES = 64 * 1024
@@ -25,20 +25,13 @@ class WorkflowInput(InputSchema):
         }
     )
 
-    Name: str = Field(min_length=1, max_length=250)
+    Name: NonBlankName
     Description: str | None = Field(default=None, max_length=1000)
     TriggerEventType: int = Field(ge=0, le=27, description="Event type value (see GET /eventtypes)")
     IsEnabled: bool = True
     # Values above 5 are stored as 5 (docs/api-behaviour.md); negative is invalid.
     MaxRetryCount: int = Field(default=3, ge=0, description="Stored as at most 5")
     RetryBackoffBaseSeconds: int = Field(default=5, ge=1, le=3600)
-
-    @field_validator("Name")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return value
 
 
 class WorkflowStepInput(InputSchema):

@@ -42,13 +42,13 @@ class WorkflowService:
         return await list_json(reads, principal.department_id)
 
     async def get(self, session: AsyncSession, principal: Principal, workflow_id: int) -> Workflow:
-        workflow = await WorkflowRepository.from_session(session).get(principal.department_id, workflow_id)
+        workflow = await WorkflowRepository(session).get(principal.department_id, workflow_id)
         if workflow is None:
             raise _not_found(workflow_id)
         return workflow
 
     async def create(self, session: AsyncSession, principal: Principal, data: WorkflowInput) -> Workflow:
-        repo = WorkflowRepository.from_session(session)
+        repo = WorkflowRepository(session)
         plan = await lock_department(session, principal.department_id)
         cap = limits_for(plan).workflows
         if await repo.count(principal.department_id) >= cap:
@@ -64,7 +64,7 @@ class WorkflowService:
     async def update(
         self, session: AsyncSession, principal: Principal, workflow_id: int, data: WorkflowInput
     ) -> Workflow:
-        repo = WorkflowRepository.from_session(session)
+        repo = WorkflowRepository(session)
         workflow = await repo.get(principal.department_id, workflow_id, for_update=True)
         if workflow is None:
             raise _not_found(workflow_id)
@@ -75,7 +75,7 @@ class WorkflowService:
         return workflow
 
     async def delete(self, session: AsyncSession, principal: Principal, workflow_id: int) -> None:
-        repo = WorkflowRepository.from_session(session)
+        repo = WorkflowRepository(session)
         # The row lock makes a concurrent run insert (its foreign-key check) wait for this transaction
         # and then fail, instead of leaving a run behind for a deleted workflow.
         if await repo.get(principal.department_id, workflow_id, for_update=True, with_steps=False) is None:
@@ -85,7 +85,7 @@ class WorkflowService:
     async def add_step(
         self, session: AsyncSession, principal: Principal, workflow_id: int, data: WorkflowStepInput
     ) -> WorkflowStep:
-        repo = WorkflowRepository.from_session(session)
+        repo = WorkflowRepository(session)
         plan = await lock_department(session, principal.department_id)
         workflow = await repo.get(principal.department_id, workflow_id, for_update=True, with_steps=False)
         if workflow is None:
@@ -122,12 +122,12 @@ class WorkflowService:
         self, session: AsyncSession, principal: Principal, workflow_id: int, step_id: int
     ) -> None:
         await self._step(session, principal, workflow_id, step_id)
-        await WorkflowRepository.from_session(session).delete_step(step_id)
+        await WorkflowRepository(session).delete_step(step_id)
 
     async def _step(
         self, session: AsyncSession, principal: Principal, workflow_id: int, step_id: int
     ) -> WorkflowStep:
-        repo = WorkflowRepository.from_session(session)
+        repo = WorkflowRepository(session)
         if await repo.get(principal.department_id, workflow_id, for_update=True, with_steps=False) is None:
             raise _not_found(workflow_id)
         step = await repo.get_step(workflow_id, step_id)

@@ -76,7 +76,7 @@ async def _credential_errors(
         if None in allowed:
             return [], None
         return [("WorkflowCredentialId", f"is required: {action.name} needs a {names} credential")], None
-    credential = await CredentialRepository.from_session(session).get(department_id, credential_id)
+    credential = await CredentialRepository(session).get(department_id, credential_id)
     if credential is None:
         return [
             ("WorkflowCredentialId", f"credential {credential_id} was not found in your department")
@@ -106,9 +106,7 @@ async def _origin_errors(
     origins = _origins(credential)
     if not origins:
         # Lock the row before deciding, so two steps saved at once cannot pin it to different origins.
-        locked = await CredentialRepository.from_session(session).get(
-            department_id, credential_id, for_update=True
-        )
+        locked = await CredentialRepository(session).get(department_id, credential_id, for_update=True)
         origins = _origins(locked) if locked is not None else []
     if origins:
         # A templated URL is checked by the executor when it sends.

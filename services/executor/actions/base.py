@@ -15,6 +15,7 @@ from typing import Any
 from services.executor.egress import EgressGuard
 from shared.actions.outcomes import ActionError, ActionResult, permanent, transient
 from shared.actions.spec import SendQuota
+from shared.config import ActionSection
 from shared.enums import ActionType, Plan
 
 __all__ = [
@@ -58,25 +59,14 @@ class UnlimitedQuota:
         return None
 
 
-@dataclass(slots=True)
-class ActionSettings:
-    """Per-action tunables and provider base URLs (configurable for regional edges and tests)."""
-
-    http_timeout_s: float = 30.0
-    smtp_timeout_s: float = 30.0
-    upload_timeout_s: float = 120.0
-    twilio_base_url: str = "https://api.twilio.com"
-    box_api_base_url: str = "https://api.box.com"
-    box_upload_base_url: str = "https://upload.box.com"
-    dropbox_api_base_url: str = "https://api.dropboxapi.com"
-    dropbox_content_base_url: str = "https://content.dropboxapi.com"
-    max_retry_after_s: float = 600.0
+# What the actions read is the executor's settings section (each default written once, in shared/config.py).
+ActionSettings = ActionSection
 
 
 @dataclass(slots=True)
 class ActionDeps:
     egress: EgressGuard
-    settings: ActionSettings = field(default_factory=ActionSettings)
+    settings: ActionSection = field(default_factory=ActionSection)
     quota: SendQuota = field(default_factory=UnlimitedQuota)
 
 
