@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from services.executor.action_host import ExecutorHost
-from services.executor.actions import azure_blob, box, ftp, s3, sftp
+from services.executor.actions import azure_blob, box, s3
 from services.executor.actions.base import Action, ActionContext, ActionDeps, ActionResult, permanent
 from shared.actions.configs import built
 from shared.actions.registry import ACTION_SPECS
@@ -21,8 +21,6 @@ from shared.credential_types import CREDENTIAL_MODELS
 from shared.enums import ActionType
 
 _EXECUTOR_ACTIONS: dict[ActionType, Action] = {
-    ActionType.UploadFileFtp: ftp.upload_ftp,
-    ActionType.UploadFileSftp: sftp.upload_sftp,
     ActionType.UploadFileS3: s3.upload_s3,
     ActionType.UploadFileAzureBlob: azure_blob.upload_azure_blob,
     ActionType.UploadFileBox: box.upload_box,

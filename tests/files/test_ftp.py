@@ -11,11 +11,13 @@ from typing import Any
 import pytest
 
 from services.executor.actions.base import ActionDeps, ActionError
-from services.executor.actions.ftp import upload_ftp
+from services.executor.registry import ACTIONS
 from shared.enums import ActionType
 from tests.files.conftest import files_under, make_ctx
 from tests.peers.ftp_server import FtpPeer
 from tests.peers.tls import LocalCA
+
+upload_ftp = ACTIONS[ActionType.UploadFileFtp]
 
 CONTENT = "Call 2024-0042: Structure fire — 12 Main St ✓\n"
 
@@ -72,7 +74,7 @@ async def test_overwrite_false_refuses_an_existing_file(ftp: FtpPeer, deps: Acti
 
     with pytest.raises(ActionError) as caught:
         await upload_ftp(
-            ftp_ctx(ftp, {"remotePath": "/reports", "filename": "log.txt", "overwrite": "false"}), deps
+            ftp_ctx(ftp, {"remotePath": "/reports", "filename": "log.txt", "overwrite": False}), deps
         )
 
     assert caught.value.permanent

@@ -12,10 +12,12 @@ import asyncssh
 import pytest
 
 from services.executor.actions.base import ActionDeps, ActionError
-from services.executor.actions.sftp import upload_sftp
+from services.executor.registry import ACTIONS
 from shared.enums import ActionType
 from tests.files.conftest import files_under, make_ctx
 from tests.peers.sftp_server import SftpPeer
+
+upload_sftp = ACTIONS[ActionType.UploadFileSftp]
 
 CONTENT = "Unit E12 status: Available — Station 3 ✓\n"
 
@@ -173,7 +175,7 @@ class TestOverwrite:
         assert (sftp.root / "log.txt").read_text() == "keep me"
 
     async def test_false_writes_a_new_file(self, sftp: SftpPeer, deps: ActionDeps) -> None:
-        await upload_sftp(sftp_ctx(sftp, {"filename": "new.txt", "overwrite": "false"}), deps)
+        await upload_sftp(sftp_ctx(sftp, {"filename": "new.txt", "overwrite": False}), deps)
 
         assert (sftp.root / "new.txt").read_bytes() == CONTENT.encode()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,46 +31,6 @@ def required_text(source: Mapping[str, Any] | None, key: str, *, what: str) -> s
     value = text_value(source, key, what=what, required=True)
     assert value is not None  # required=True raises instead of returning None
     return value
-
-
-def number_value(
-    source: Mapping[str, Any] | None,
-    key: str,
-    *,
-    what: str,
-    default: float,
-    minimum: float | None = None,
-    maximum: float | None = None,
-) -> float:
-    """A number given as a JSON number or numeric text (templates render to text), clamped to the bounds."""
-    raw = source.get(key) if source is not None else None
-    if raw is None or (isinstance(raw, str) and not raw.strip()):
-        value = default
-    elif isinstance(raw, bool):
-        raise permanent(f"{what} has an invalid '{key}': expected a number")
-    else:
-        try:
-            value = float(raw)
-        except (TypeError, ValueError):
-            raise permanent(
-                f"{what} has an invalid '{key}': expected a number, got {str(raw)[:40]!r}"
-            ) from None
-        if not math.isfinite(value):
-            raise permanent(f"{what} has an invalid '{key}': expected a finite number")
-    if minimum is not None:
-        value = max(minimum, value)
-    if maximum is not None:
-        value = min(maximum, value)
-    return value
-
-
-def port_value(source: Mapping[str, Any] | None, key: str, *, what: str, default: int) -> int:
-    value = number_value(source, key, what=what, default=default)
-    if value <= 0:
-        return default
-    if value != int(value) or value > 65535:
-        raise permanent(f"{what} has an invalid '{key}': {value:g} is not a TCP port")
-    return int(value)
 
 
 def flag_value(source: Mapping[str, Any] | None, key: str, *, what: str, default: bool) -> bool:
