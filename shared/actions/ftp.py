@@ -61,9 +61,14 @@ def _guarded_client(host: ActionHost, what: str, *, connect_timeout: float, **op
     The control connection goes to a checked address of the server's name; each data connection to
     that same address (the PASV reply's address is ignored). ``connect(name, ...)`` keeps the name
     for TLS (SNI and the certificate check).
+
+    A protected data connection starts its TLS handshake only once the transfer command (STOR,
+    LIST) is sent: vsftpd, like many servers, accepts the data connection when it receives that
+    command, so a handshake made first (as aioftp does) waits for a server that waits for the command.
     """
     import aioftp
-    from aioftp.common import SSLSessionBoundContext
+    from aioftp.client import DataConnectionThrottleStreamIO
+    from aioftp.common import SSLSessionBoundContext, async_enterable
 
     class GuardedClient(aioftp.Client):
         address: str | None = None
@@ -71,29 +76,64 @@ def _guarded_client(host: ActionHost, what: str, *, connect_timeout: float, **op
         async def _open_connection(
             self, server: str, port: int
         ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-            # Overrides aioftp's private hook: ``server`` may be an address from a PASV reply.
-            context: ssl.SSLContext | None = None
-            if self._stream is not None:
-                ssl_object = self._stream.writer.transport.get_extra_info("ssl_object")
-                if ssl_object is not None:
-                    context = SSLSessionBoundContext(
-                        ssl.PROTOCOL_TLS_CLIENT, context=ssl_object.context, session=ssl_object.session
-                    )
+            # Overrides aioftp's private hook: ``server`` may be an address from a PASV reply. Plain
+            # TCP: the control connection is upgraded by AUTH TLS, data connections in get_stream.
             sock = await host.connect_socket(
                 self.address or self.server_host, port, timeout=connect_timeout, what=what
             )
             if self.address is None:
                 self.address = str(sock.getpeername()[0])
             try:
-                return await asyncio.wait_for(
-                    asyncio.open_connection(
-                        sock=sock, ssl=context, server_hostname=self.server_host if context else None
-                    ),
-                    connect_timeout,
-                )
+                return await asyncio.wait_for(asyncio.open_connection(sock=sock), connect_timeout)
             except BaseException:
                 sock.close()
                 raise
+
+        def _data_tls(self) -> ssl.SSLContext | None:
+            """The control connection's TLS session, for a data connection to resume (None: plain)."""
+            ssl_object = self.stream.writer.transport.get_extra_info("ssl_object")
+            if ssl_object is None:
+                return None
+            return SSLSessionBoundContext(
+                ssl.PROTOCOL_TLS_CLIENT, context=ssl_object.context, session=ssl_object.session
+            )
+
+        @async_enterable
+        async def get_stream(
+            self,
+            command: str | None = None,
+            expected_codes: str | tuple[str, ...] = (),
+            wait_codes: str | tuple[str, ...] = (),
+            censor_after: int | None = None,
+            conn_type: str = "I",
+            offset: int = 0,
+        ) -> DataConnectionThrottleStreamIO:
+            context = self._data_tls()
+            reader, writer = await self.get_passive_connection(conn_type)  # type: ignore[arg-type]
+            try:
+                if offset:
+                    await self.command("REST " + str(offset), "350")
+                await self.command(command, censor_after=censor_after)
+                handshake = None
+                if context is not None:
+                    # Concurrently with reading the reply: some servers answer 150 before the
+                    # handshake (vsftpd), others once it is done.
+                    handshake = asyncio.ensure_future(
+                        writer.start_tls(context, server_hostname=self.server_host)
+                    )
+                try:
+                    await self.command(None, expected_codes, wait_codes)
+                    if handshake is not None:
+                        await asyncio.wait_for(handshake, connect_timeout)
+                finally:
+                    if handshake is not None and not handshake.done():
+                        handshake.cancel()
+            except BaseException:
+                writer.close()
+                raise
+            return DataConnectionThrottleStreamIO(
+                self, reader, writer, throttles={"_": self.throttle}, timeout=self.socket_timeout
+            )
 
     return GuardedClient(connection_timeout=connect_timeout, **options)
 
