@@ -8,7 +8,7 @@ import os
 import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncssh
 import pytest
@@ -21,6 +21,8 @@ from tests.peers.daemon import LocalUser, clear, create_user, missing, remove_us
 from tests.peers.openssh import SSHD, OpenSshPeer
 from tests.peers.tls import LocalCA
 from tests.peers.vsftpd import VSFTPD, VsftpdPeer
+
+D = TypeVar("D", OpenSshPeer, VsftpdPeer)
 
 LOOPBACK = ["127.0.0.0/8"]
 # "localhost" may also resolve to ::1, which the loopback allowance does not cover.
@@ -95,48 +97,33 @@ def ssh_client_key() -> asyncssh.SSHKey:
     return asyncssh.generate_private_key("ssh-ed25519")
 
 
+def _serving(peer: D) -> Iterator[D]:
+    peer.start()
+    try:
+        yield peer
+    finally:
+        peer.stop()
+
+
 @pytest.fixture(scope="session")
 def openssh_server(
     files_user: LocalUser, ssh_client_key: asyncssh.SSHKey, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OpenSshPeer]:
-    peer = OpenSshPeer(
-        tmp_path_factory.mktemp("sshd"),
-        files_user.home / "sftp",
-        files_user,
-        ssh_client_key,
-    )
-    peer.start()
-    try:
-        yield peer
-    finally:
-        peer.stop()
+    home = tmp_path_factory.mktemp("sshd")
+    yield from _serving(OpenSshPeer(home, files_user.home / "sftp", files_user, ssh_client_key))
 
 
 @pytest.fixture(scope="session")
 def vsftpd_server(files_user: LocalUser, tmp_path_factory: pytest.TempPathFactory) -> Iterator[VsftpdPeer]:
-    peer = VsftpdPeer(tmp_path_factory.mktemp("vsftpd"), files_user.home / "ftp", files_user)
-    peer.start()
-    try:
-        yield peer
-    finally:
-        peer.stop()
+    yield from _serving(VsftpdPeer(tmp_path_factory.mktemp("vsftpd"), files_user.home / "ftp", files_user))
 
 
 @pytest.fixture(scope="session")
 def vsftpd_tls_server(
     files_user: LocalUser, local_ca: LocalCA, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[VsftpdPeer]:
-    peer = VsftpdPeer(
-        tmp_path_factory.mktemp("vsftpd-tls"),
-        files_user.home / "ftps",
-        files_user,
-        tls=local_ca,
-    )
-    peer.start()
-    try:
-        yield peer
-    finally:
-        peer.stop()
+    home = tmp_path_factory.mktemp("vsftpd-tls")
+    yield from _serving(VsftpdPeer(home, files_user.home / "ftps", files_user, tls=local_ca))
 
 
 @pytest.fixture

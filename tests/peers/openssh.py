@@ -13,12 +13,14 @@ from pathlib import Path
 import asyncssh
 
 from tests.peers.daemon import Daemon, LocalUser, make_chroot
+from tests.peers.peer import credential_data
+from tests.peers.sftp_server import ShowsHostKey
 from wf.procs import free_port
 
 SSHD = "/usr/sbin/sshd"
 
 
-class OpenSshPeer:
+class OpenSshPeer(ShowsHostKey):
     def __init__(self, home: Path, root: Path, user: LocalUser, client_key: asyncssh.SSHKey) -> None:
         self.home = home
         self.root = root
@@ -30,14 +32,6 @@ class OpenSshPeer:
         self._daemon = Daemon(
             [SSHD, "-D", "-e", "-f", str(home / "sshd_config")], port=self.port, log=home / "sshd.log"
         )
-
-    @property
-    def host_key_line(self) -> str:
-        return self.host_key.export_public_key("openssh").decode().strip()
-
-    @property
-    def fingerprint(self) -> str:
-        return str(self.host_key.get_fingerprint("sha256"))
 
     def start(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
@@ -85,11 +79,5 @@ class OpenSshPeer:
 
     def credential(self, **overrides: object) -> dict[str, object]:
         """Sftp credential data for this server: password login as the tests' account, no pin."""
-        data: dict[str, object] = {
-            "host": "localhost",
-            "port": self.port,
-            "username": self.user.name,
-            "password": self.user.password,
-        }
-        data.update(overrides)
-        return {k: v for k, v in data.items() if v is not None}
+        login = {"username": self.user.name, "password": self.user.password}
+        return credential_data({"host": "localhost", "port": self.port, **login}, overrides)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.peers.daemon import Daemon, LocalUser, make_chroot
+from tests.peers.peer import credential_data
 from tests.peers.tls import LocalCA
 from wf.procs import free_port
 
@@ -65,6 +66,7 @@ class VsftpdPeer:
             "log_ftp_protocol=YES",
             "dual_log_enable=NO",
             "syslog_enable=NO",
+            "delay_failed_login=0",
         ]
         if self.tls is not None:
             cert = self.home / "cert.pem"
@@ -98,13 +100,8 @@ class VsftpdPeer:
 
     def credential(self, **overrides: object) -> dict[str, object]:
         """Ftp credential data for this server (passive, explicit TLS when the server has it)."""
-        data: dict[str, object] = {
-            "host": "localhost",
-            "port": self.port,
-            "username": self.user.name,
-            "password": self.user.password,
-            "passive": True,
-            "tls": "explicit" if self.tls is not None else "none",
-        }
-        data.update(overrides)
-        return {k: v for k, v in data.items() if v is not None}
+        tls = "explicit" if self.tls is not None else "none"
+        defaults: dict[str, object] = {"host": "localhost", "port": self.port, "passive": True, "tls": tls}
+        return credential_data(
+            {**defaults, "username": self.user.name, "password": self.user.password}, overrides
+        )
