@@ -42,44 +42,50 @@ def missing(*programs: str) -> str | None:
     return None
 
 
+def _account_tool(*command: str, stdin: str | None = None) -> None:
+    """useradd, chpasswd, userdel: retried while another session holds the lock on /etc/passwd."""
+    for attempt in range(20):
+        done = subprocess.run(list(command), input=stdin, capture_output=True, text=True)
+        if done.returncode == 0 or "lock" not in done.stderr:
+            break
+        time.sleep(0.1 * (attempt + 1))
+    if done.returncode != 0 and command[0] != "userdel":
+        raise RuntimeError(f"{' '.join(command[:2])}... failed: {done.stderr.strip()}")
+
+
 def create_user(home: Path) -> LocalUser:
     """An account of this session's (``wf-files-<pid>``, so sessions side by side never share a
     password), with a random password and ``home`` (root's, where the daemons' chroots live).
     Accounts left by sessions that were killed are removed first."""
-    for line in subprocess.run(
-        ["getent", "passwd"], capture_output=True, text=True, check=True
-    ).stdout.splitlines():
+    accounts = subprocess.run(["getent", "passwd"], capture_output=True, text=True, check=True).stdout
+    for line in accounts.splitlines():
         name = line.split(":", 1)[0]
-        if name.startswith(USER_PREFIX) and name[len(USER_PREFIX) :].isdigit():
-            if not pid_alive(int(name[len(USER_PREFIX) :])):
-                subprocess.run(["userdel", name], capture_output=True)
+        pid = name.removeprefix(USER_PREFIX)
+        if name.startswith(USER_PREFIX) and pid.isdigit() and not pid_alive(int(pid)):
+            _account_tool("userdel", name)
     name = f"{USER_PREFIX}{os.getpid()}"
     home.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["userdel", name], capture_output=True)  # a pid reused after a crash
-    subprocess.run(
-        [
-            "useradd",
-            "--system",
-            "--no-create-home",
-            "--home-dir",
-            str(home),
-            "--shell",
-            "/usr/sbin/nologin",
-            name,
-        ],
-        check=True,
-        capture_output=True,
+    _account_tool("userdel", name)  # a pid reused after a crash
+    _account_tool(
+        "useradd",
+        "--system",
+        "--no-create-home",
+        "--home-dir",
+        str(home),
+        "--shell",
+        "/usr/sbin/nologin",
+        name,
     )
     # Spaces and punctuation: a password is sent exactly as stored.
     password = f"{secrets.token_urlsafe(12)} #{secrets.token_hex(4)}"
-    subprocess.run(["chpasswd"], input=f"{name}:{password}\n", text=True, check=True, capture_output=True)
+    _account_tool("chpasswd", stdin=f"{name}:{password}\n")
     entry = subprocess.run(["getent", "passwd", name], capture_output=True, text=True, check=True).stdout
     uid, gid = (int(part) for part in entry.split(":")[2:4])
     return LocalUser(name, password, uid, gid, home)
 
 
 def remove_user(user: LocalUser) -> None:
-    subprocess.run(["userdel", user.name], capture_output=True)
+    _account_tool("userdel", user.name)
 
 
 def make_chroot(root: Path, user: LocalUser) -> Path:
