@@ -23,9 +23,10 @@ from shared.actions.azure_blob import AzureBlobStorageCredential
 from shared.actions.box import BoxCredential
 from shared.actions.dropbox import DropboxCredential
 from shared.actions.email import SmtpCredential
-from shared.actions.file_transfer import FtpCredential, SftpCredential
+from shared.actions.ftp import FtpCredential
 from shared.actions.http_call import HttpApiKeyCredential, HttpBasicCredential, HttpBearerCredential
 from shared.actions.s3 import AwsS3Credential
+from shared.actions.sftp import SftpCredential
 from shared.actions.sms import TwilioCredential
 from shared.actions.webhooks import DiscordCredential, MicrosoftTeamsCredential, SlackCredential
 from shared.credential_fields import (

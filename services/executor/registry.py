@@ -1,9 +1,5 @@
-"""ActionType → the one function that performs it.
-
-Provider modules under ``shared/actions/`` that carry their own ``perform`` are run through
-``ExecutorHost`` with the typed config and credential; the others are still performed by the
-executor's modules under ``services/executor/actions/``.
-"""
+"""ActionType → the one function that performs it: the provider's ``perform`` (``shared/actions/``),
+run through ``ExecutorHost`` with the typed config and credential."""
 
 from __future__ import annotations
 
@@ -11,7 +7,6 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from services.executor.action_host import ExecutorHost
-from services.executor.actions import ftp, sftp
 from services.executor.actions.base import Action, ActionContext, ActionDeps, ActionResult, permanent
 from shared.actions.configs import built
 from shared.actions.registry import ACTION_SPECS
@@ -19,11 +14,6 @@ from shared.actions.spec import ActionSpec
 from shared.credential_fields import CredentialData
 from shared.credential_types import CREDENTIAL_MODELS
 from shared.enums import ActionType
-
-_EXECUTOR_ACTIONS: dict[ActionType, Action] = {
-    ActionType.UploadFileFtp: ftp.upload_ftp,
-    ActionType.UploadFileSftp: sftp.upload_sftp,
-}
 
 
 def _credential(spec: ActionSpec[Any, Any], data: Mapping[str, Any] | None) -> Any:
@@ -50,7 +40,6 @@ def _model_for(spec: ActionSpec[Any, Any], data: Mapping[str, Any]) -> type[Cred
 def performer(spec: ActionSpec[Any, Any]) -> Action:
     """The engine's ``Action`` for a provider's ``perform``."""
     perform = spec.perform
-    assert perform is not None
 
     async def run(ctx: ActionContext, deps: ActionDeps) -> ActionResult:
         # ctx.config was checked and given its defaults by rendered_config: build the model, do not re-validate.
@@ -64,16 +53,13 @@ class _Actions(Mapping[ActionType, Action]):
     """A live view of the registry, so an action registered later (a test's) is performed too."""
 
     def __getitem__(self, action_type: ActionType) -> Action:
-        spec = ACTION_SPECS.get(action_type)
-        if spec is not None and spec.perform is not None:
-            return performer(spec)
-        return _EXECUTOR_ACTIONS[action_type]
+        return performer(ACTION_SPECS[action_type])
 
     def __iter__(self) -> Iterator[ActionType]:
-        return iter(set(ACTION_SPECS) | set(_EXECUTOR_ACTIONS))
+        return iter(ACTION_SPECS)
 
     def __len__(self) -> int:
-        return len(set(ACTION_SPECS) | set(_EXECUTOR_ACTIONS))
+        return len(ACTION_SPECS)
 
 
 ACTIONS: Mapping[ActionType, Action] = _Actions()

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from shared.actions import azure_blob, box, dropbox, email, file_transfer, http_call, s3, sms, webhooks
+from shared.actions import azure_blob, box, dropbox, email, ftp, http_call, s3, sftp, sms, webhooks
 from shared.actions.spec import ActionSpec
 from shared.enums import ActionType, CredentialType
 
-PROVIDERS = [email, sms, http_call, file_transfer, s3, webhooks, azure_blob, box, dropbox]
+PROVIDERS = [email, sms, http_call, ftp, sftp, s3, webhooks, azure_blob, box, dropbox]
 
 ACTION_SPECS: dict[ActionType, ActionSpec[Any, Any]] = {
     spec.action_type: spec for provider in PROVIDERS for spec in provider.SPECS

@@ -175,11 +175,11 @@ Perform = Callable[[ActionHost, StepRun, C, K | None], Awaitable[ActionResult]]
 @dataclass(frozen=True, slots=True)
 class ActionSpec(Generic[C, K]):
     """One action type: its config model, the credential types it accepts (None: "no credential"),
-    the credential model ``perform`` receives, and ``perform`` itself (None: still performed by the
-    executor's own module)."""
+    the credential model ``perform`` receives (None: the one whose fields the stored credential has,
+    for an action accepting several types) and ``perform`` itself."""
 
     action_type: ActionType
     config: type[C]
     credentials: frozenset[CredentialType | None]
-    credential_model: type[K] | None = None
-    perform: Perform[C, K] | None = None
+    credential_model: type[K] | None
+    perform: Perform[C, K]

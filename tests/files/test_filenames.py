@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from services.executor.actions.base import ActionError
-from services.executor.actions.config_readers import flag_value
 from shared.actions.file_names import (
     default_filename,
     default_object_key,
@@ -77,15 +76,3 @@ def test_single_name_refuses_folders() -> None:
     assert safe_single_name("report.txt") == "report.txt"
     with pytest.raises(ActionError):
         safe_single_name("a/b.txt")
-
-
-@pytest.mark.parametrize(
-    ("raw", "expected"), [(True, True), ("false", False), ("No", False), (1, True), ("", True), (None, True)]
-)
-def test_flag_value(raw: object, expected: bool) -> None:
-    assert flag_value({"overwrite": raw}, "overwrite", what="Action config", default=True) is expected
-
-
-def test_flag_value_refuses_nonsense() -> None:
-    with pytest.raises(ActionError, match="overwrite"):
-        flag_value({"overwrite": "maybe"}, "overwrite", what="Action config", default=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,10 +11,12 @@ import asyncssh
 import pytest
 
 from services.executor.actions.base import ActionDeps, ActionError
-from services.executor.actions.sftp import upload_sftp
+from services.executor.registry import ACTIONS
 from shared.enums import ActionType
 from tests.files.conftest import files_under, make_ctx
 from tests.peers.sftp_server import SftpPeer
+
+upload_sftp = ACTIONS[ActionType.UploadFileSftp]
 
 CONTENT = "Unit E12 status: Available — Station 3 ✓\n"
 
@@ -173,46 +174,9 @@ class TestOverwrite:
         assert (sftp.root / "log.txt").read_text() == "keep me"
 
     async def test_false_writes_a_new_file(self, sftp: SftpPeer, deps: ActionDeps) -> None:
-        await upload_sftp(sftp_ctx(sftp, {"filename": "new.txt", "overwrite": "false"}), deps)
+        await upload_sftp(sftp_ctx(sftp, {"filename": "new.txt", "overwrite": False}), deps)
 
         assert (sftp.root / "new.txt").read_bytes() == CONTENT.encode()
-
-
-@pytest.mark.parametrize(
-    ("remote_path", "filename"), [("/", "../../escaped.txt"), ("/x/../..", "escaped.txt")]
-)
-async def test_path_escapes_are_refused(
-    tmp_path: Path, sftp: SftpPeer, deps: ActionDeps, remote_path: str, filename: str
-) -> None:
-    with pytest.raises(ActionError) as caught:
-        await upload_sftp(sftp_ctx(sftp, {"remotePath": remote_path, "filename": filename}), deps)
-
-    assert caught.value.permanent
-    assert files_under(tmp_path) == {}
-
-
-async def test_server_down_is_transient(tmp_path: Path, deps: ActionDeps) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    ctx = make_ctx(
-        ActionType.UploadFileSftp,
-        content=CONTENT,
-        credential={"host": "localhost", "port": port, "username": "u", "password": "p"},
-    )
-
-    with pytest.raises(ActionError) as caught:
-        await upload_sftp(ctx, deps)
-
-    assert not caught.value.permanent
-
-
-async def test_loopback_is_refused_without_an_allowance(sftp: SftpPeer, strict_deps: ActionDeps) -> None:
-    with pytest.raises(ActionError) as caught:
-        await upload_sftp(sftp_ctx(sftp, {"filename": "x.txt"}), strict_deps)
-
-    assert caught.value.permanent
-    assert files_under(sftp.root) == {}
 
 
 async def test_credential_without_password_or_key_is_permanent(sftp: SftpPeer, deps: ActionDeps) -> None:

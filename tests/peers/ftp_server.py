@@ -12,10 +12,11 @@ import asyncio
 import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path, PurePosixPath
-from types import TracebackType
 
 import aioftp
 from aioftp.common import Connection
+
+from tests.peers.peer import Peer, credential_data
 
 
 class _ExplicitTlsServer(aioftp.Server):
@@ -81,7 +82,7 @@ class _ExplicitTlsServer(aioftp.Server):
         )
 
 
-class FtpPeer:
+class FtpPeer(Peer):
     """An FTP server on 127.0.0.1 with one user whose root is ``root``.
 
     ``pasv_address`` makes PASV replies name another address (a hostile or NAT-confused server);
@@ -123,27 +124,7 @@ class FtpPeer:
     async def stop(self) -> None:
         await self._server.close()
 
-    async def __aenter__(self) -> FtpPeer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
     def credential(self, **overrides: object) -> dict[str, object]:
         """Canonical Ftp credential data pointing at this server (host "localhost")."""
-        data: dict[str, object] = {
-            "host": "localhost",
-            "port": self.port,
-            "username": self.username,
-            "password": self.password,
-            "passive": True,
-            "tls": "none",
-        }
-        data.update(overrides)
-        return data
+        defaults: dict[str, object] = {"host": "localhost", "port": self.port, "passive": True, "tls": "none"}
+        return credential_data({**defaults, "username": self.username, "password": self.password}, overrides)

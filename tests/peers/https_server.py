@@ -6,11 +6,11 @@ import asyncio
 import json as jsonlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
 
+from tests.peers.peer import Peer
 from tests.peers.tls import LocalCA
 
 _DEFAULT_REPLY_BODY: dict[str, Any] = {"ok": True}
@@ -40,7 +40,7 @@ class RecordedRequest:
         return jsonlib.loads(self.body)
 
 
-class HttpsPeer:
+class HttpsPeer(Peer):
     """HTTPS server on 127.0.0.1, random port, certificate for the given hostnames from the LocalCA; records every request."""
 
     def __init__(self, ca: LocalCA, hostnames: Sequence[str] = ("localhost", "127.0.0.1")) -> None:
@@ -70,18 +70,6 @@ class HttpsPeer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-
-    async def __aenter__(self) -> HttpsPeer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     def url(self, path: str = "/", host: str = "localhost") -> str:
         if ":" in host and not host.startswith("["):

@@ -7,9 +7,10 @@ OpenSSH line and SHA-256 fingerprint tests can pin.
 from __future__ import annotations
 
 from pathlib import Path
-from types import TracebackType
 
 import asyncssh
+
+from tests.peers.peer import Peer, credential_data
 
 
 class _Authenticator(asyncssh.SSHServer):
@@ -34,7 +35,22 @@ class _Authenticator(asyncssh.SSHServer):
         )
 
 
-class SftpPeer:
+class ShowsHostKey:
+    """A server with an SSH host key, shown the ways a credential's ``hostKey`` pins it."""
+
+    host_key: asyncssh.SSHKey
+
+    @property
+    def host_key_line(self) -> str:
+        """The host key as an OpenSSH public key line ("ssh-ed25519 AAAA...")."""
+        return self.host_key.export_public_key("openssh").decode().strip()
+
+    @property
+    def fingerprint(self) -> str:
+        return str(self.host_key.get_fingerprint("sha256"))
+
+
+class SftpPeer(ShowsHostKey, Peer):
     """An SFTP server on 127.0.0.1 whose root ("/") is the folder ``root``."""
 
     def __init__(
@@ -53,15 +69,6 @@ class SftpPeer:
         self.host_key = host_key or asyncssh.generate_private_key("ssh-ed25519")
         self.port = 0
         self._acceptor: asyncssh.SSHAcceptor | None = None
-
-    @property
-    def host_key_line(self) -> str:
-        """The host key as an OpenSSH public key line ("ssh-ed25519 AAAA...")."""
-        return self.host_key.export_public_key("openssh").decode().strip()
-
-    @property
-    def fingerprint(self) -> str:
-        return str(self.host_key.get_fingerprint("sha256"))
 
     async def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -83,25 +90,7 @@ class SftpPeer:
             await self._acceptor.wait_closed()
             self._acceptor = None
 
-    async def __aenter__(self) -> SftpPeer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
     def credential(self, **overrides: object) -> dict[str, object]:
         """Canonical Sftp credential data for this server (password auth, host "localhost", no pin)."""
-        data: dict[str, object] = {
-            "host": "localhost",
-            "port": self.port,
-            "username": self.username,
-            "password": self.password,
-        }
-        data.update(overrides)
-        return {k: v for k, v in data.items() if v is not None}
+        login = {"username": self.username, "password": self.password}
+        return credential_data({"host": "localhost", "port": self.port, **login}, overrides)

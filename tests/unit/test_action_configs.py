@@ -205,6 +205,13 @@ def test_rendered_strings_become_numbers_and_booleans() -> None:
     assert "ActionConfig.overwrite" in coerce_errors(A.UploadFileFtp, {"overwrite": "perhaps"})
 
 
+@pytest.mark.parametrize(
+    ("rendered", "expected"), [("true", True), (" No ", False), ("1", True), ("off", False), (False, False)]
+)
+def test_rendered_flags_read_as_booleans(rendered: object, expected: bool) -> None:
+    assert coerce_rendered(A.UploadFileBox, {"overwrite": rendered}, now=NOW)["overwrite"] is expected
+
+
 def test_templated_values_of_any_type_wait_for_rendering() -> None:
     raw = {
         "url": "https://example.org",
