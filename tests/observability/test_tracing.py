@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 from opentelemetry import trace
@@ -57,12 +59,14 @@ async def test_one_trace_from_api_to_action(api: httpx.AsyncClient, services, lo
         ]
 
     await wait_for(step_span, timeout=10)
-    finished = {
-        s.name: s
-        for s in spans.get_finished_spans()
-        if s.context.trace_id == (await step_span())[-1].context.trace_id
-    }
-    assert {"event.publish", "dispatch", "run.execute", "step CallApiPost"} <= set(finished)
+    trace_id = (await step_span())[-1].context.trace_id
+
+    async def trace() -> dict[str, Any]:
+        # The run's span ends after the step's (once the run is settled), so wait for the whole chain.
+        names = {s.name: s for s in spans.get_finished_spans() if s.context.trace_id == trace_id}
+        return names if {"event.publish", "dispatch", "run.execute", "step CallApiPost"} <= set(names) else {}
+
+    finished = await wait_for(trace, timeout=10)
     by_id = {s.context.span_id: s for s in finished.values()}
     chain = []
     span = finished["step CallApiPost"]
