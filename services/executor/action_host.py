@@ -10,6 +10,7 @@ import httpx
 from services.executor.actions.base import ActionDeps, ActionSettings
 from services.executor.actions.http_requests import blocked_error, http_request
 from services.executor.egress import EgressBlocked
+from shared import probes
 from shared.actions.outcomes import transient
 from shared.actions.replies import HttpReply
 from shared.actions.spec import SendQuota
@@ -34,6 +35,8 @@ class ExecutorHost:
     async def http_request(self, method: str, url: str | httpx.URL, **options: Any) -> HttpReply:
         """``ActionHost.http_request`` (its keyword arguments are documented there) through this
         executor's egress guard."""
+        if probes.ENABLED:
+            probes.stamp("request.started", probes.CURRENT_RUN.get())
         return await http_request(self._deps.egress, method, url, **options)
 
     async def connect_socket(self, host: str, port: int, *, timeout: float, what: str) -> socket.socket:
