@@ -20,11 +20,18 @@ TARGETS = {
 
 
 def dispatch_json(events: int, figures: PairedFigures) -> dict[str, Any]:
-    return {"events": events, **figures.as_json("events_per_s", "baseline_events_per_s")}
+    extra = figures.extra_json() if hasattr(figures, "extra_json") else {}
+    return {"events": events, **figures.as_json("events_per_s", "baseline_events_per_s"), **extra}
 
 
 def execute_json(runs: int, figures: PairedFigures, concurrency: int) -> dict[str, Any]:
-    return {"runs": runs, **figures.as_json("runs_per_s", "baseline_per_s"), "concurrency": concurrency}
+    extra = figures.extra_json() if hasattr(figures, "extra_json") else {}
+    return {
+        "runs": runs,
+        **figures.as_json("runs_per_s", "baseline_per_s"),
+        "concurrency": concurrency,
+        **extra,
+    }
 
 
 def write(results: dict[str, Any], path: Path) -> Path:

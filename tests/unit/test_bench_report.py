@@ -30,11 +30,14 @@ def test_dispatch_and_execute_figures_use_the_contract_keys_and_median_ratios(tm
         "events_per_s": 200.0,
         "baseline_events_per_s": 800.0,
         "ratio": 0.25,
+        "ratio_of_medians": 0.25,
         "repetitions": [100.0, 300.0, 200.0],
         "baseline_repetitions": [400.0, 1000.0, 800.0],
     }
     assert {"runs", "runs_per_s", "baseline_per_s", "ratio"} <= written["execute"].keys()
-    assert written["execute"]["ratio"] == pytest.approx(20.0 / 30.0, abs=1e-3)
+    # The median of the per-repetition ratios (10/20, 30/40), not the ratio of the medians (20/30).
+    assert written["execute"]["ratio"] == pytest.approx(0.625, abs=1e-3)
+    assert written["execute"]["ratio_of_medians"] == pytest.approx(20.0 / 30.0, abs=1e-3)
     table = report.table(written)
     assert "dispatch" in table
     assert "0.25" in table
