@@ -47,19 +47,36 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             (
                 "dispatch",
                 f"{d['events_per_s']:,.0f} events/s",
-                f"{d['baseline_events_per_s']:,.0f}/s",
+                f"{d['baseline_events_per_s']:,.0f}/s tuned",
                 f"{d['ratio']:.2f}",
             )
         )
+        if "naive_baseline_events_per_s" in d:
+            rows.append(
+                (
+                    "dispatch (naive)",
+                    "",
+                    f"{d['naive_baseline_events_per_s']:,.0f}/s naive loop",
+                    f"{d['naive_ratio']:.2f}",
+                )
+            )
     if e := results.get("execute"):
         rows.append(
             (
                 "execute",
-                f"{e['runs_per_s']:,.0f} runs/s",
-                f"{e['baseline_per_s']:,.0f}/s",
+                f"{e['runs_per_s']:,.0f} runs/s"
+                + (f", {e['cpu_ms_per_run']:.2f} ms CPU/run" if "cpu_ms_per_run" in e else ""),
+                f"{e['baseline_per_s']:,.0f}/s bare pipeline"
+                + (
+                    f" ({e['baseline_cpu_ms_per_run']:.2f} ms CPU/run)"
+                    if "baseline_cpu_ms_per_run" in e
+                    else ""
+                ),
                 f"{e['ratio']:.2f}",
             )
         )
+        if "http_limit_per_s" in e:
+            rows.append(("execute (HTTP limit)", "", f"{e['http_limit_per_s']:,.0f} req/s wrk -t1 -c64", ""))
     if lat := results.get("latency"):
         rows.append(
             (
@@ -89,7 +106,12 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         )
     if s := results.get("scale"):
         per = ", ".join(f"{w:,}: {v:,.0f}/s" for w, v in zip(s["workflows"], s["events_per_s"], strict=True))
-        rows.append(("scale", per, "", f"{s.get('ratio', 0):.2f}"))
+        rows.append(("scale", per, "equal spread", f"{s.get('ratio', 0):.2f}"))
+        if spread := s.get("spread_over_all"):
+            per = ", ".join(
+                f"{w:,}: {v:,.0f}/s" for w, v in zip(spread["workflows"], spread["events_per_s"], strict=True)
+            )
+            rows.append(("scale (spread over all)", per, "", f"{spread.get('ratio', 0):.2f}"))
     return rows
 
 
@@ -120,6 +142,16 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(
             f"| latency at 20/s (extra) | p50 {low['p50_ms']:.1f} ms, p99 {low['p99_ms']:.1f} ms | | | |"
         )
+    for key in ("latency", "latency_at_20_per_s"):
+        if (lat := results.get(key)) and "stages" in lat:
+            lines += ["", f"Stages at {lat['rate_per_s']}/s (p50 / p99 ms):", ""]
+            lines += ["| stage | p50 | p99 |", "|---|---:|---:|"]
+            lines += [
+                f"| {name} | {f['p50_ms']:.2f} | {f['p99_ms']:.2f} |"
+                for name, f in lat["stages"]["stages"].items()
+            ]
+            if cpu := lat.get("cpu_ms_per_event"):
+                lines += ["", "CPU ms per event: " + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items())]
     return "\n".join(lines)
 
 
