@@ -120,7 +120,9 @@ def table(results: dict[str, Any]) -> str:
     rows = [header, *_rows(results)]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = [
-        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)) + "  " + TARGETS.get(row[0], "target")
+        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row))
+        + "  "
+        + ("target" if row is header else TARGETS.get(row[0], ""))
         for row in rows
     ]
     lines.insert(1, "-" * (sum(widths) + 6 + 40))
