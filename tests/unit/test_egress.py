@@ -443,6 +443,28 @@ def counted_lookups(guard: EgressGuard, monkeypatch) -> list[str]:
     return lookups
 
 
+async def test_a_compressed_reply_is_decoded_once(egress_peer, egress_guards):
+    # aiohttp carries the bytes as received and httpx decodes Content-Encoding: decoding twice (or
+    # never) would hand the action garbage.
+    import gzip
+
+    guard = allowed_guard(egress_guards, egress_peer)
+    egress_peer.reply(
+        "GET", "/gz", Reply(200, gzip.compress(b'{"ok": true}'), headers={"Content-Encoding": "gzip"})
+    )
+    async with guard.http_client(timeout=5) as client:
+        reply = await client.get(f"https://public.test:{egress_peer.port}/gz")
+    assert reply.json() == {"ok": True}
+
+
+async def test_a_slow_reply_is_an_httpx_timeout(egress_peer, egress_guards):
+    guard = allowed_guard(egress_guards, egress_peer)
+    egress_peer.reply("GET", "/slow", Reply(200, b"late", delay=2.0))
+    async with guard.http_client(timeout=0.3) as client:
+        with pytest.raises(httpx.TimeoutException):
+            await client.get(f"https://public.test:{egress_peer.port}/slow")
+
+
 async def test_pooled_connections_are_reused_across_clients(egress_peer, egress_guards, monkeypatch):
     guard = egress_guards(["127.0.0.1/32"])
     lookups = counted_lookups(guard, monkeypatch)
