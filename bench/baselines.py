@@ -17,6 +17,7 @@ import asyncio
 import ssl
 import time
 import uuid
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -170,7 +171,7 @@ async def bare_pipeline(
             replies = await asyncio.gather(
                 *(post(row[0], body) for row, body in zip(claimed, bodies, strict=True))
             )
-            failures += sum(1 for status, _ in replies if status != 200)
+            failures += sum(1 for code, _ in replies if code != HTTPStatus.OK)
             rows = [
                 {
                     "run_id": row[0],

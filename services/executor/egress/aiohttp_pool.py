@@ -93,7 +93,10 @@ class AiohttpPool(httpx.AsyncBaseTransport):
             headers=list(reply.raw_headers),
             stream=_Body(reply, self, request),
             request=request,
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": (reply.reason or "").encode("latin-1")},
+            extensions={
+                "http_version": b"HTTP/1.1",
+                "reason_phrase": (reply.reason or "").encode("latin-1", errors="replace"),
+            },
         )
 
     async def aclose(self) -> None:
