@@ -50,6 +50,7 @@ fmt: venv
 
 bench: venv
 	$(BIN)/pip install -q -e '.[dev,bench]'
+	@command -v wrk >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk)
 	$(BIN)/python -m bench
 
 # The image's pinned, hash-checked runtime dependencies (Dockerfile), from pyproject's dependencies.

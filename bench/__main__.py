@@ -35,7 +35,7 @@ async def run(stack: BenchStack, only: set[str], quick: bool) -> dict[str, Any]:
     if "dispatch" in only:
         events = 10_000 if quick else 100_000
         figures = await dispatch.measure(
-            stack, keys, events=events, repetitions=1 if quick else 3, warmup=2_000 if quick else 10_000
+            stack, keys, events=events, repetitions=1 if quick else 5, warmup=2_000 if quick else 10_000
         )
         results["dispatch"] = report.dispatch_json(events, figures)
     if "execute" in only:

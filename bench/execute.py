@@ -3,18 +3,41 @@ step's log stored and the run Completed.
 
 Each repetition stores its runs directly (one ``INSERT ... SELECT generate_series``) and produces their
 run messages to a topic of its own; then a real ``python -m services.executor`` process drains them.
-Its span is first ``started_on`` to last ``completed_on``. The baseline (``bench.baselines http``)
-POSTs the very bodies those runs render to the same sink with the executor's concurrency.
+Its span is first ``started_on`` to last ``completed_on``; its CPU time per run is read from
+``/proc`` (``bench.cpu``). Two baselines bound it from above, measured in the same repetition:
+
+- the **bare pipeline** (``bench.baselines pipeline``): runs of their own, stored the same way, taken
+  from a run topic of their own with the executor's concurrency: one claim statement per batch, the
+  bodies POSTed with aiohttp, logs + ledger + settlements in one statement, outcomes produced, offsets
+  committed; ``ratio`` = executor ÷ this;
+- the **raw HTTP limit**: ``wrk -t1 -c64`` POSTing the same body to the same sink over TLS keep-alive
+  (``http_limit_per_s``): what this machine's HTTP path allows at all.
 """
 
 from __future__ import annotations
 
+import asyncio
+import re
+import shutil
+from dataclasses import dataclass, field
+from typing import Any
+
 import orjson
 from sqlalchemy import text
 
-from bench.harness import PairedFigures, bench_process, say, service, settings_env_plain, wait_until
+from bench.cpu import CpuMeter
+from bench.harness import (
+    RUN_DIR,
+    PairedFigures,
+    bench_process,
+    median,
+    say,
+    service,
+    settings_env_plain,
+    wait_until,
+)
 from bench.stack import BenchStack
-from bench.workload import CALL_NAME
+from bench.workload import CALL_NAME, body_for
 from shared.config import Settings
 from shared.runs.sql import COMPLETED, FAILED, RETRYING
 
@@ -61,9 +84,12 @@ async def store_runs(stack: BenchStack, settings: Settings, tag: str, runs: int,
     )
 
 
-async def run_executor(stack: BenchStack, settings: Settings, tag: str, runs: int) -> float:
+async def run_executor(stack: BenchStack, settings: Settings, tag: str, runs: int) -> tuple[float, float]:
+    """Runs per second and the executor's CPU ms per run."""
     await stack.sink_reset()
     process = service("executor", settings, **stack.env()).start()
+    meter = CpuMeter({"executor": (process.pid, False)})
+    meter.start()
     try:
 
         async def all_received() -> bool:
@@ -79,6 +105,7 @@ async def run_executor(stack: BenchStack, settings: Settings, tag: str, runs: in
             return bool(row[0] + row[1] >= runs)
 
         await wait_until(all_settled, timeout=60, what="runs settled", watch=[process], interval=1.0)
+        meter.stop()  # includes its start-up (imports, connections), as the pipeline's figure does
     finally:
         process.stop()
     assert row is not None
@@ -88,52 +115,120 @@ async def run_executor(stack: BenchStack, settings: Settings, tag: str, runs: in
             f"execute {tag}: {completed} completed, {failed} failed, {logs} logs of {runs}; "
             f"see {process.log_path}"
         )
-    return float(completed) / float(seconds)
+    return float(completed) / float(seconds), meter.per_item_ms(runs)["executor"]
 
 
-async def run_baseline(stack: BenchStack, tag: str, runs: int, concurrency: int) -> float:
+async def run_pipeline(stack: BenchStack, settings: Settings, runs: int) -> tuple[float, float]:
+    """The bare pipeline over runs stored for it: runs per second and its CPU ms per run."""
     process = bench_process(
-        f"baseline-http-{tag}",
+        "baseline-pipeline",
         "bench.baselines",
-        "http",
+        "pipeline",
+        "--database",
+        stack.infra.database_url.replace("+psycopg", ""),
+        "--bootstrap",
+        settings.kafka_bootstrap,
+        "--topic",
+        settings.topic_runs,
+        "--out-topic",
+        settings.topic_results,
         "--url",
         stack.sink_url,
         "--events",
         str(runs),
         "--concurrency",
-        str(concurrency),
+        str(settings.executor_concurrency),
         env={**settings_env_plain(), **stack.env()},
     ).start()
     result = await process.result(timeout=600)
     if result["failures"]:
-        raise RuntimeError(f"baseline http: {result['failures']} failed requests")
-    return float(result["per_s"])
+        raise RuntimeError(f"bare pipeline: {result['failures']} failed requests")
+    return float(result["per_s"]), round(1000 * float(result["cpu_s"]) / runs, 3)
+
+
+async def http_limit(stack: BenchStack, seconds: int = 4, connections: int = 64) -> float:
+    """``wrk -t1 -c64`` POSTing the runs' body to the sink over TLS keep-alive: requests per second."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise RuntimeError("wrk is not installed (make bench installs it: apt-get install wrk)")
+    script = RUN_DIR / "wrk-post.lua"
+    body = body_for(1).replace("'", "\\'")
+    script.write_text(
+        f"wrk.method = 'POST'\nwrk.body = '{body}'\nwrk.headers['Content-Type'] = 'application/json'\n"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        wrk,
+        "-t1",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "-s",
+        str(script),
+        stack.sink_url,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out = (await proc.communicate())[0].decode(errors="replace")
+    found = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if proc.returncode != 0 or found is None or "Non-2xx" in out:
+        raise RuntimeError(f"wrk failed: {out[-800:]}")
+    return float(found.group(1))
+
+
+@dataclass
+class ExecuteFigures(PairedFigures):
+    """Executor vs the bare pipeline (the ratio), plus the raw HTTP limit and CPU per run."""
+
+    http_limit_per_s: list[float] = field(default_factory=list)
+    executor_cpu_ms: list[float] = field(default_factory=list)
+    pipeline_cpu_ms: list[float] = field(default_factory=list)
+
+    def extra_json(self) -> dict[str, Any]:
+        return {
+            "baseline": "bare pipeline (bench.baselines pipeline)",
+            "http_limit_per_s": round(median(self.http_limit_per_s), 1),
+            "http_limit_repetitions": [round(v, 1) for v in self.http_limit_per_s],
+            "cpu_ms_per_run": round(median(self.executor_cpu_ms), 3),
+            "cpu_ms_per_run_repetitions": self.executor_cpu_ms,
+            "baseline_cpu_ms_per_run": round(median(self.pipeline_cpu_ms), 3),
+            "baseline_cpu_ms_per_run_repetitions": self.pipeline_cpu_ms,
+        }
 
 
 async def one_repetition(
     stack: BenchStack, tag: str, runs: int, departments: int, *, baseline_first: bool
-) -> tuple[float, float]:
+) -> tuple[float, float, float, float, float]:
+    """(executor runs/s, bare pipeline runs/s, wrk requests/s, executor CPU ms/run, pipeline CPU ms/run)."""
     settings = stack.isolated(tag)
+    bare = stack.isolated(f"bare-{tag}")
     await store_runs(stack, settings, tag, runs, departments)
-    concurrency = settings.executor_concurrency
-    base = await run_baseline(stack, tag, runs, concurrency) if baseline_first else 0.0
-    served = await run_executor(stack, settings, tag, runs)
+    await store_runs(stack, bare, f"bare-{tag}", runs, departments)
+    if baseline_first:
+        base, base_cpu = await run_pipeline(stack, bare, runs)
+        limit = await http_limit(stack)
+    served, cpu = await run_executor(stack, settings, tag, runs)
     if not baseline_first:
-        base = await run_baseline(stack, tag, runs, concurrency)
-    return served, base
+        limit = await http_limit(stack)
+        base, base_cpu = await run_pipeline(stack, bare, runs)
+    return served, base, limit, cpu, base_cpu
 
 
 async def measure(
     stack: BenchStack, departments: int, *, runs: int, repetitions: int, warmup: int
-) -> PairedFigures:
+) -> ExecuteFigures:
     say(f"execute: warm-up with {warmup} runs")
     await one_repetition(stack, "execute-warm", warmup, departments, baseline_first=True)
-    figures = PairedFigures()
+    figures = ExecuteFigures()
     for rep in range(repetitions):
-        served, base = await one_repetition(
+        served, base, limit, cpu, base_cpu = await one_repetition(
             stack, f"execute-{rep}", runs, departments, baseline_first=rep % 2 == 1
         )
         figures.service_per_s.append(served)
         figures.baseline_per_s.append(base)
-        say(f"execute: repetition {rep + 1}/{repetitions}: {served:,.0f} runs/s, baseline {base:,.0f}/s")
+        figures.http_limit_per_s.append(limit)
+        figures.executor_cpu_ms.append(cpu)
+        figures.pipeline_cpu_ms.append(base_cpu)
+        say(
+            f"execute: repetition {rep + 1}/{repetitions}: {served:,.0f} runs/s ({cpu:.2f} ms CPU/run), "
+            f"bare pipeline {base:,.0f}/s ({base_cpu:.2f} ms CPU/run), wrk {limit:,.0f} requests/s"
+        )
     return figures

@@ -20,11 +20,18 @@ TARGETS = {
 
 
 def dispatch_json(events: int, figures: PairedFigures) -> dict[str, Any]:
-    return {"events": events, **figures.as_json("events_per_s", "baseline_events_per_s")}
+    extra = figures.extra_json() if hasattr(figures, "extra_json") else {}
+    return {"events": events, **figures.as_json("events_per_s", "baseline_events_per_s"), **extra}
 
 
 def execute_json(runs: int, figures: PairedFigures, concurrency: int) -> dict[str, Any]:
-    return {"runs": runs, **figures.as_json("runs_per_s", "baseline_per_s"), "concurrency": concurrency}
+    extra = figures.extra_json() if hasattr(figures, "extra_json") else {}
+    return {
+        "runs": runs,
+        **figures.as_json("runs_per_s", "baseline_per_s"),
+        "concurrency": concurrency,
+        **extra,
+    }
 
 
 def write(results: dict[str, Any], path: Path) -> Path:
@@ -40,19 +47,36 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             (
                 "dispatch",
                 f"{d['events_per_s']:,.0f} events/s",
-                f"{d['baseline_events_per_s']:,.0f}/s",
+                f"{d['baseline_events_per_s']:,.0f}/s tuned",
                 f"{d['ratio']:.2f}",
             )
         )
+        if "naive_baseline_events_per_s" in d:
+            rows.append(
+                (
+                    "dispatch (naive)",
+                    "",
+                    f"{d['naive_baseline_events_per_s']:,.0f}/s naive loop",
+                    f"{d['naive_ratio']:.2f}",
+                )
+            )
     if e := results.get("execute"):
         rows.append(
             (
                 "execute",
-                f"{e['runs_per_s']:,.0f} runs/s",
-                f"{e['baseline_per_s']:,.0f}/s",
+                f"{e['runs_per_s']:,.0f} runs/s"
+                + (f", {e['cpu_ms_per_run']:.2f} ms CPU/run" if "cpu_ms_per_run" in e else ""),
+                f"{e['baseline_per_s']:,.0f}/s bare pipeline"
+                + (
+                    f" ({e['baseline_cpu_ms_per_run']:.2f} ms CPU/run)"
+                    if "baseline_cpu_ms_per_run" in e
+                    else ""
+                ),
                 f"{e['ratio']:.2f}",
             )
         )
+        if "http_limit_per_s" in e:
+            rows.append(("execute (HTTP limit)", "", f"{e['http_limit_per_s']:,.0f} req/s wrk -t1 -c64", ""))
     if lat := results.get("latency"):
         rows.append(
             (
@@ -82,7 +106,12 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         )
     if s := results.get("scale"):
         per = ", ".join(f"{w:,}: {v:,.0f}/s" for w, v in zip(s["workflows"], s["events_per_s"], strict=True))
-        rows.append(("scale", per, "", f"{s.get('ratio', 0):.2f}"))
+        rows.append(("scale", per, "equal spread", f"{s.get('ratio', 0):.2f}"))
+        if spread := s.get("spread_over_all"):
+            per = ", ".join(
+                f"{w:,}: {v:,.0f}/s" for w, v in zip(spread["workflows"], spread["events_per_s"], strict=True)
+            )
+            rows.append(("scale (spread over all)", per, "", f"{spread.get('ratio', 0):.2f}"))
     return rows
 
 
@@ -91,7 +120,9 @@ def table(results: dict[str, Any]) -> str:
     rows = [header, *_rows(results)]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = [
-        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)) + "  " + TARGETS.get(row[0], "target")
+        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row))
+        + "  "
+        + ("target" if row is header else TARGETS.get(row[0], ""))
         for row in rows
     ]
     lines.insert(1, "-" * (sum(widths) + 6 + 40))
@@ -113,6 +144,16 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(
             f"| latency at 20/s (extra) | p50 {low['p50_ms']:.1f} ms, p99 {low['p99_ms']:.1f} ms | | | |"
         )
+    for key in ("latency", "latency_at_20_per_s"):
+        if (lat := results.get(key)) and "stages" in lat:
+            lines += ["", f"Stages at {lat['rate_per_s']}/s (p50 / p99 ms):", ""]
+            lines += ["| stage | p50 | p99 |", "|---|---:|---:|"]
+            lines += [
+                f"| {name} | {f['p50_ms']:.2f} | {f['p99_ms']:.2f} |"
+                for name, f in lat["stages"]["stages"].items()
+            ]
+            if cpu := lat.get("cpu_ms_per_event"):
+                lines += ["", "CPU ms per event: " + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items())]
     return "\n".join(lines)
 
 

@@ -1,7 +1,8 @@
 """The HTTPS sink: a minimal ASGI app on uvicorn (uvloop + httptools) with a local CA's certificate.
 
 It acknowledges every POST with 200, counts them, and for bodies carrying a non-zero ``"sent"``
-(microseconds since the epoch, stamped when the event was produced) records the end-to-end latency.
+(microseconds since the epoch, stamped when the event was produced) records the end-to-end latency
+and the arrival time (µs) per call id (the latency phase's stage breakdown).
 ``GET /stats`` returns the count and latencies; ``POST /reset`` clears them.
 
     python -m bench.sink --port P --cert cert.pem --key key.pem
@@ -22,7 +23,7 @@ import uvicorn
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
-_state: dict[str, Any] = {"count": 0, "latencies_ms": []}
+_state: dict[str, Any] = {"count": 0, "latencies_ms": [], "arrivals": []}
 _OK = b'{"ok":true}'
 _HEADERS = [(b"content-type", b"application/json")]
 
@@ -49,12 +50,16 @@ async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
     elif path == "/reset":
         _state["count"] = 0
         _state["latencies_ms"] = []
+        _state["arrivals"] = []
     else:
         _state["count"] += 1
         if b'"sent": 0}' not in body and b'"sent"' in body:
-            sent = orjson.loads(body).get("sent") or 0
+            arrived = time.time_ns() // 1000
+            parsed = orjson.loads(body)
+            sent = parsed.get("sent") or 0
             if sent:
-                _state["latencies_ms"].append((time.time_ns() // 1000 - sent) / 1000)
+                _state["latencies_ms"].append((arrived - sent) / 1000)
+                _state["arrivals"].append((parsed.get("id"), arrived))
     await send({"type": "http.response.start", "status": 200, "headers": _HEADERS})
     await send({"type": "http.response.body", "body": reply})
 

@@ -76,6 +76,18 @@ class BenchStack:
         await wait_port(self.sink_port, self.sink)
         self._sink_client = httpx.AsyncClient(verify=str(self.ca), timeout=30.0)
 
+    def infra_pids(self) -> dict[str, tuple[int, bool]]:
+        """The local servers' and the sink's processes, for ``bench.cpu.CpuMeter`` (PostgreSQL with its
+        backends)."""
+        pids: dict[str, tuple[int, bool]] = {}
+        if self.infra.postgres is not None and (pid := self.infra.postgres.running_pid()) is not None:
+            pids["postgres"] = (pid, True)
+        if self.infra.kafka is not None and (pid := self.infra.kafka.running_pid()) is not None:
+            pids["kafka"] = (pid, False)
+        if self.sink is not None and self.sink.alive():
+            pids["sink"] = (self.sink.pid, False)
+        return pids
+
     async def sink_stats(self) -> dict[str, Any]:
         assert self._sink_client is not None
         reply = await self._sink_client.get(f"https://127.0.0.1:{self.sink_port}/stats")

@@ -111,6 +111,53 @@ async def seed_workflows(engine: AsyncEngine, *, total: int, sink_url: str, firs
     return departments
 
 
+async def seed_equal_spread(engine: AsyncEngine, *, total: int, departments: int, sink_url: str) -> None:
+    """``total`` workflows over ``departments`` Paid departments, of which one per department is
+    *touched*: triggered by a call event type (department mod 3), the only workflow of its department
+    on that type. The others trigger on event types the bench never sends (3..27). Events aimed at the
+    touched ones (:func:`touched_keys`) then make one run each whatever the total, so the number of
+    workflows touched and the events per workflow are the same at every size."""
+    params = {
+        "last": departments,
+        "total": total,
+        "template": TEMPLATE,
+        "config": json.dumps({"url": sink_url}),
+    }
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO departments (department_id, plan) SELECT d, 'Paid' FROM generate_series(1, CAST(:last AS int)) d "
+                "ON CONFLICT (department_id) DO UPDATE SET plan = 'Paid'"
+            ),
+            params,
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO workflows (department_id, name, trigger_event_type, is_enabled, max_retry_count, "
+                "retry_backoff_base_seconds) "
+                "SELECT 1 + k % CAST(:last AS int), 'Bench workflow ' || k, "
+                "CASE WHEN k < CAST(:last AS int) THEN (1 + k) % 3 ELSE 3 + k % 25 END, true, 3, 60 "
+                "FROM generate_series(0, CAST(:total AS int) - 1) k"
+            ),
+            params,
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO workflow_steps (workflow_id, action_type, step_order, output_template, action_config, "
+                "is_enabled) SELECT workflow_id, 3, 1, :template, :config, true FROM workflows"
+            ),
+            params,
+        )
+        await conn.execute(text("DELETE FROM workflow_changes"))
+    async with engine.connect() as conn:
+        await conn.execute(text("ANALYZE"))
+
+
+def touched_keys(departments: int) -> list[tuple[int, int]]:
+    """(department, event type) of the touched workflow of each department (:func:`seed_equal_spread`)."""
+    return [(d, d % 3) for d in range(1, departments + 1)]
+
+
 async def workflow_keys(engine: AsyncEngine, first: int, last: int) -> list[tuple[int, int]]:
     """(department, event type) of every enabled workflow in the range: what events are aimed at."""
     async with engine.connect() as conn:

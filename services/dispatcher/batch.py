@@ -35,6 +35,7 @@ from services.dispatcher import metrics
 from services.dispatcher.events import ParsedEvent, PoisonMessage, parse_event
 from services.dispatcher.matching import MatchIndex
 from services.dispatcher.rate_limit import count_daily_runs, take_slots
+from shared import probes
 from shared.config import Settings
 from shared.db.engine import StatementPool
 from shared.enums import EventType, RunStatus
@@ -99,6 +100,8 @@ class BatchDispatcher:
                 events.append(parsed)
             else:
                 poison.append(parsed)
+        if probes.ENABLED:
+            probes.stamp_many("dispatcher.fetched", [event.envelope.EventId for event in events])
         await self._dead_letter(poison)
         metrics.EVENTS_CONSUMED.inc(len(records))
         if any(event.test_workflow_id is None for event in events):

@@ -12,6 +12,7 @@ from services.executor.actions.base import ActionDeps
 from services.executor.actions.http_requests import blocked_error, http_request
 from services.executor.egress import EgressBlocked
 from services.executor.egress.aiohttp_transport import GuardedConnector
+from shared import probes
 from shared.actions.outcomes import ActionError, transient
 from shared.actions.replies import HttpReply, find_cause
 from shared.actions.spec import SendQuota
@@ -37,6 +38,8 @@ class ExecutorHost:
     async def http_request(self, method: str, url: str | httpx.URL, **options: Any) -> HttpReply:
         """``ActionHost.http_request`` (its keyword arguments are documented there) through this
         executor's egress guard."""
+        if probes.ENABLED:
+            probes.stamp("request.started", probes.CURRENT_RUN.get())
         return await http_request(self._deps.egress, method, url, **options)
 
     async def connect_socket(self, host: str, port: int, *, timeout: float, what: str) -> socket.socket:

@@ -50,6 +50,7 @@ from services.executor.store import (
     StepDefinition,
     StepRecord,
 )
+from shared import probes
 from shared.actions.configs import ActionConfigError, coerce_rendered, parse_action_config
 from shared.actions.registry import ACTION_CREDENTIALS
 from shared.config import Settings
@@ -139,6 +140,7 @@ class RunExecutor:
             metrics.RUNS_SKIPPED.inc()
             return
         run, definition, resumed = claimed
+        probes.stamp("executor.claimed", run.run_id)
         self.in_flight.add(run.run_id)
         bound = log.bind(
             run_id=run.run_id,
@@ -209,6 +211,7 @@ class RunExecutor:
     ) -> StepOutcome:
         """Perform one step and always record it: log row, and ledger entry unless it may be retried."""
         started = datetime.now(UTC)
+        probes.stamp("step.started", run.run_id)
         clock = time.perf_counter()
         shown = _Shown()
         action_name = (

@@ -18,6 +18,7 @@ from services.executor.actions.base import ActionSettings
 from services.executor.egress import EgressGuard
 from services.executor.engine import RunExecutor
 from services.executor.store import RunStore
+from shared import probes
 from shared.config import Settings
 from shared.db.engine import StatementPool, create_engine, create_statement_pool
 from shared.kafka.clients import create_consumer, create_producer
@@ -103,6 +104,9 @@ class ExecutorService(ConsumerService):
         assert self.executor is not None
         assert self.producer is not None
         run_id = self._read(record)
+        if probes.ENABLED and isinstance(run_id, int):
+            probes.stamp("executor.fetched", run_id)
+            probes.CURRENT_RUN.set(run_id)
         delay = 0.5
         while True:
             metrics.IN_FLIGHT.set(self.loop.in_flight if self.loop else 0)

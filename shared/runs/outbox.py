@@ -60,6 +60,9 @@ _SEND_LOCKS: weakref.WeakKeyDictionary[AIOKafkaProducer, dict[tuple[str, int], a
 async def _send_batch(
     producer: AIOKafkaProducer, batch: BatchBuilder, topic: str, partition: int
 ) -> asyncio.Future[object]:
+    # Closed, the batch is complete: the sender takes it at once instead of letting it linger
+    # (``linger_ms``) for messages that will never be appended to it.
+    batch.close()
     locks = _SEND_LOCKS.setdefault(producer, {})
     lock = locks.get((topic, partition))
     if lock is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 
 from shared.kafka.clients import create_producer
@@ -42,3 +44,19 @@ async def test_batched_run_messages_share_their_departments_partition_with_singl
         assert [orjson.loads(m.value)["RunId"] for m in messages if m.key == str(dep).encode()] == [
             1000 * dep + i for i in range(3)
         ]
+
+
+async def test_a_batch_of_run_messages_is_sent_at_once_whatever_the_producers_linger(settings):
+    # The batch is complete when handed over: lingering for more (linger_ms) would only delay the runs.
+    # With a producer that lingers two minutes, the acknowledgements still arrive within 30 s (without
+    # closing the batch, this fails after the linger: stopping the producer sends it then).
+    cfg = isolated(settings)
+    await ensure_topics(cfg)
+    producer = create_producer(cfg, linger_ms=120_000)
+    await producer.start()
+    try:
+        await producer.partitions_for(cfg.topic_runs)
+        await asyncio.wait_for(produce_runs(producer, cfg, [RunToPublish(7, 3)]), timeout=30)
+    finally:
+        await producer.stop()
+    assert [orjson.loads(m.value)["RunId"] for m in await consume_all(cfg, cfg.topic_runs, expect=1)] == [7]

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 
 import httpx
 
+from services.executor.egress.aiohttp_pool import AiohttpPool
 from services.executor.egress.policy import (
     BLOCKED,
     METADATA_ADDRESSES,
@@ -55,7 +56,7 @@ class EgressGuard:
             for name, value in (host_overrides or {}).items()
         }
         self._pools: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, tuple[ssl.SSLContext, ShardedPool]
+            asyncio.AbstractEventLoop, tuple[ssl.SSLContext, AiohttpPool]
         ] = weakref.WeakKeyDictionary()
         self._closing: set[asyncio.Task[None]] = set()
 
@@ -216,13 +217,13 @@ class EgressGuard:
             trust_env=False,  # an environment proxy would resolve names itself, past the guard
         )
 
-    def _pool(self) -> ShardedPool:
+    def _pool(self) -> AiohttpPool:
         loop = asyncio.get_running_loop()
         context = client_ssl_context()
         cached = self._pools.get(loop)
         if cached is not None and cached[0] is context:
             return cached[1]
-        pool = ShardedPool(self, context)
+        pool = AiohttpPool(self, context)
         self._pools[loop] = (context, pool)
         if cached is not None:
             # SSL_CERT_FILE changed: connections verified against the old trust store must not be reused.

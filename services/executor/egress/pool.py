@@ -1,4 +1,5 @@
-"""The guard's HTTP connection pool: a few shards, a host's requests kept on its home shard."""
+"""An httpcore connection pool in a few shards, a host's requests kept on its home shard: the pool of
+clients made outside a running event loop (inside one, ``aiohttp_pool.AiohttpPool`` serves them)."""
 
 from __future__ import annotations
 
