@@ -37,8 +37,15 @@ class Schema(BaseModel):
     model_config = ConfigDict(from_attributes=True, populate_by_name=True)
 
 
-def text_problem(value: Any) -> str | None:
-    """Why PostgreSQL would refuse some text in ``value`` (NUL, unpaired surrogates), or None."""
+# What the services' JSON encoder (orjson) and every 64-bit consumer can carry.
+_INT_RANGE = range(-(2**63), 2**64)
+
+
+def storable_problem(value: Any) -> str | None:
+    """Why ``value`` could not be stored or sent on, or None: text PostgreSQL refuses (NUL, unpaired
+    surrogates) or an integer beyond 64 bits (orjson cannot encode it; consumers would round it)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value not in _INT_RANGE:
+        return "numbers must fit in 64 bits (send larger ones as text)"
     if isinstance(value, str):
         if "\x00" in value:
             return "text must not contain NUL characters"
@@ -49,12 +56,12 @@ def text_problem(value: Any) -> str | None:
         return None
     if isinstance(value, Mapping):
         for key, item in value.items():
-            problem = text_problem(key) or text_problem(item)
+            problem = storable_problem(key) or storable_problem(item)
             if problem:
                 return problem
     elif isinstance(value, list | tuple):
         for item in value:
-            problem = text_problem(item)
+            problem = storable_problem(item)
             if problem:
                 return problem
     return None
@@ -68,7 +75,7 @@ class InputSchema(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _storable_text(cls, data: Any) -> Any:
-        problem = text_problem(data)
+        problem = storable_problem(data)
         if problem:
             raise ValueError(problem)
         return data

@@ -46,6 +46,23 @@ async def test_an_event_payload_nested_deeply_is_400(api: httpx.AsyncClient) -> 
     assert_error(response, 400, "nested")
 
 
+@pytest.mark.parametrize("number", ["-14633614492802852080058368", "18446744073709551616"])
+async def test_an_event_number_beyond_64_bits_is_400(api: httpx.AsyncClient, number: str) -> None:
+    body = '{"EventType": 0, "Payload": {"call": {"id": ' + number + "}}}"
+    response = await api.post(
+        "/api/v4/workflows/events", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert_error(response, 400, "64 bits")
+
+
+async def test_the_largest_64_bit_numbers_are_accepted(api: httpx.AsyncClient) -> None:
+    body = '{"EventType": 0, "Payload": {"low": -9223372036854775808, "high": 18446744073709551615}}'
+    response = await api.post(
+        "/api/v4/workflows/events", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 202, response.text
+
+
 @pytest.mark.parametrize("url", ["https://xn--localhost-/", "https://xn--/hook"])
 async def test_a_step_url_with_a_broken_punycode_host_is_400(api: httpx.AsyncClient, url: str) -> None:
     workflow = await create_workflow(api)

@@ -101,6 +101,13 @@ async def test_payload_must_be_a_json_object(api: httpx.AsyncClient) -> None:
         400,
         "NUL",
     )
+    assert_error(
+        await api.post(
+            f"/api/v4/workflows/{wid}/test", json={"EventPayloadJson": '{"a": 1' + 30 * "0" + "}"}
+        ),
+        400,
+        "64 bits",
+    )
     assert_error(await api.post("/api/v4/workflows/2147483000/test"), 404)
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.api.errors import Conflict, NotFound, RunLimitReached, ServiceUnavailable, ValidationFailed
 from services.api.runs.repository import RunRepository
 from services.api.runs.schemas import WorkflowTestInput
-from services.api.schemas import text_problem
+from services.api.schemas import storable_problem
 from services.api.workflows.repository import WorkflowRepository
 from shared.auth import Principal
 from shared.enums import FINAL_RUN_STATUSES, EventType, Plan, RunStatus
@@ -73,7 +73,7 @@ def payload_for_test(data: WorkflowTestInput | None, event_type: EventType) -> d
         raise ValidationFailed(
             "EventPayloadJson must be a JSON object", fields=[("EventPayloadJson", "must be a JSON object")]
         )
-    problem = text_problem(payload)
+    problem = storable_problem(payload)
     if problem:
         raise ValidationFailed(f"EventPayloadJson: {problem}", fields=[("EventPayloadJson", problem)])
     return payload
