@@ -286,7 +286,7 @@ def _default(name: str) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class ActionSection:
-    """What the executor's actions read (``HostSettings`` in shared/actions/spec.py): timeouts and
+    """What the executor's actions read (``ActionHost.settings`` in shared/actions/spec.py): timeouts and
     provider base URLs. Its defaults are read from ``Settings``, so each is written once and
     ``ActionSection()`` (tests, tools) has the WF_* defaults."""
 

@@ -35,7 +35,6 @@ from services.executor.actions.base import (
     ActionDeps,
     ActionError,
     ActionResult,
-    ActionSettings,
     SendQuota,
     UnlimitedQuota,
 )
@@ -53,7 +52,7 @@ from services.executor.store import (
 from shared import probes
 from shared.actions.configs import ActionConfigError, coerce_rendered, parse_action_config
 from shared.actions.registry import ACTION_CREDENTIALS
-from shared.config import Settings
+from shared.config import ActionSection, Settings
 from shared.crypto import DecryptionError, Keyring, credential_aad
 from shared.enums import ActionType, CredentialType, EventType, Plan, RunStatus
 from shared.logging import get_logger
@@ -124,7 +123,7 @@ class RunExecutor:
         settings: Settings,
         keyring: Keyring,
         egress: EgressGuard,
-        action_settings: ActionSettings,
+        action_settings: ActionSection,
     ) -> None:
         self.store = store
         self.producer = producer

@@ -8,13 +8,11 @@ import gc
 import os
 import socket
 import uuid
-from dataclasses import asdict
 
 import orjson
 from aiokafka.structs import ConsumerRecord
 
 from services.executor import metrics
-from services.executor.actions.base import ActionSettings
 from services.executor.egress import EgressGuard
 from services.executor.engine import RunExecutor
 from services.executor.store import RunStore
@@ -33,11 +31,6 @@ from shared.service import ConsumerService
 from shared.tracing import context_from_headers, tracer
 
 log = get_logger(__name__)
-
-
-def action_settings(settings: Settings) -> ActionSettings:
-    """The actions' settings: the executor section's, with the actions' own bounds kept as they are."""
-    return ActionSettings(**asdict(settings.actions))
 
 
 class ExecutorService(ConsumerService):
@@ -66,7 +59,7 @@ class ExecutorService(ConsumerService):
         self.egress = EgressGuard(settings.allow_cidrs, settings.host_overrides)
         store = RunStore(self.engine, self.statements, self.owner, settings.executor.lease_s)
         self.executor = RunExecutor(
-            store, self.producer, settings, keyring_from(settings), self.egress, action_settings(settings)
+            store, self.producer, settings, keyring_from(settings), self.egress, settings.actions
         )
         self.consumer = create_consumer(
             settings,

@@ -20,6 +20,7 @@ from pydantic.alias_generators import to_camel
 
 from shared.actions.outcomes import ActionError, ActionResult
 from shared.actions.replies import HttpReply
+from shared.config import ActionSection
 from shared.credential_fields import CredentialData
 from shared.enums import ActionType, CredentialType, Plan
 
@@ -49,37 +50,6 @@ class ActionConfig(BaseModel):
         return self.model_dump(by_alias=True, exclude_none=True)
 
 
-class HostSettings(Protocol):
-    """The per-action tunables a provider reads (the executor's ``shared.config.ActionSection``)."""
-
-    @property
-    def http_timeout_s(self) -> float: ...
-
-    @property
-    def max_retry_after_s(self) -> float: ...
-
-    @property
-    def upload_timeout_s(self) -> float: ...
-
-    @property
-    def smtp_timeout_s(self) -> float: ...
-
-    @property
-    def twilio_base_url(self) -> str: ...
-
-    @property
-    def box_api_base_url(self) -> str: ...
-
-    @property
-    def box_upload_base_url(self) -> str: ...
-
-    @property
-    def dropbox_api_base_url(self) -> str: ...
-
-    @property
-    def dropbox_content_base_url(self) -> str: ...
-
-
 class SendQuota(Protocol):
     """Daily send limits per department and channel (emails, SMS), shared by every executor."""
 
@@ -96,7 +66,7 @@ class ActionHost(Protocol):
     the department's daily send quota for the action's channel."""
 
     @property
-    def settings(self) -> HostSettings: ...
+    def settings(self) -> ActionSection: ...
 
     @property
     def quota(self) -> SendQuota: ...

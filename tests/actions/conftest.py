@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from services.executor.actions.base import ActionContext, ActionDeps, ActionSettings, permanent
+from services.executor.actions.base import ActionContext, ActionDeps, permanent
 from services.executor.egress import EgressGuard
+from shared.config import ActionSection
 from shared.enums import ActionType, Plan
 from tests.peers.https_server import HttpsPeer
 from tests.peers.tls import LocalCA
@@ -89,6 +90,6 @@ def make_deps(
 ) -> ActionDeps:
     return ActionDeps(
         egress=egress or loopback_guard(),
-        settings=ActionSettings(**settings),
+        settings=ActionSection(**settings),
         quota=quota or RecordingQuota(),
     )

@@ -14,8 +14,9 @@ from typing import Any, TypeVar
 import asyncssh
 import pytest
 
-from services.executor.actions.base import ActionContext, ActionDeps, ActionSettings
+from services.executor.actions.base import ActionContext, ActionDeps
 from services.executor.egress import EgressGuard
+from shared.config import ActionSection
 from shared.enums import ActionType, Plan
 from tests.executor.conftest import pipeline  # noqa: F401  (the end-to-end tests of the real daemons)
 from tests.peers.daemon import LocalUser, clear, create_user, missing, remove_user
@@ -38,14 +39,14 @@ def egress() -> EgressGuard:
 
 @pytest.fixture
 def deps(egress: EgressGuard) -> ActionDeps:
-    return ActionDeps(egress=egress, settings=ActionSettings(upload_timeout_s=15.0, http_timeout_s=10.0))
+    return ActionDeps(egress=egress, settings=ActionSection(upload_timeout_s=15.0, http_timeout_s=10.0))
 
 
 @pytest.fixture
 def strict_deps() -> ActionDeps:
     """The production default: no allowed CIDRs, so loopback is refused."""
     return ActionDeps(
-        egress=EgressGuard(host_overrides=LOCALHOST), settings=ActionSettings(upload_timeout_s=15.0)
+        egress=EgressGuard(host_overrides=LOCALHOST), settings=ActionSection(upload_timeout_s=15.0)
     )
 
 

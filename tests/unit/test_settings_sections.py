@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from services.executor.service import action_settings
 from shared.config import load_settings
 
 
@@ -19,7 +18,6 @@ def test_sections_read_the_flat_variables(monkeypatch: pytest.MonkeyPatch) -> No
     assert settings.dispatcher.batch_max == 123
     assert settings.health.retention_run_days == 9
     assert settings.executor.actions.twilio_base_url == "http://127.0.0.1:9/twilio"
-    assert action_settings(settings).twilio_base_url == "http://127.0.0.1:9/twilio"
     # the sections add no variables: the environment still round-trips
     environment = settings.as_environment()
     assert "WF_EXECUTOR" not in environment
@@ -32,5 +30,3 @@ def test_the_actions_take_every_variable_and_keep_their_own_bound() -> None:
     assert actions.http_timeout_s == 3.0
     assert actions.dropbox_content_base_url == "http://127.0.0.1:9/dropbox"
     assert actions.max_retry_after_s == 600.0  # not a WF_ variable
-    # what the executor hands its actions is that section
-    assert action_settings(settings) == actions

@@ -24,7 +24,6 @@ __all__ = [
     "ActionDeps",
     "ActionError",
     "ActionResult",
-    "ActionSettings",
     "SendQuota",
     "UnlimitedQuota",
     "permanent",
@@ -57,10 +56,6 @@ class UnlimitedQuota:
 
     async def release(self, count: int) -> None:
         return None
-
-
-# What the actions read is the executor's settings section (each default written once, in shared/config.py).
-ActionSettings = ActionSection
 
 
 @dataclass(slots=True)
