@@ -45,22 +45,12 @@ def event(event_id: str, department_id: int, event_type: int, call_id: int, *, s
     )
 
 
-async def seed_departments(
-    engine: AsyncEngine,
-    *,
-    first: int,
-    departments: int,
-    sink_url: str,
-    workflows_per_department: int = WORKFLOWS_PER_DEPARTMENT,
+async def _seed(
+    engine: AsyncEngine, *, first: int, last: int, workflows: str, params: dict[str, object]
 ) -> None:
-    """Departments ``first..first+departments-1``, each with workflows on event types 0..n-1 (mod 3)."""
-    params = {
-        "first": first,
-        "last": first + departments - 1,
-        "per": workflows_per_department,
-        "template": TEMPLATE,
-        "config": json.dumps({"url": sink_url}),
-    }
+    """Paid departments ``first..last``, the workflows ``workflows`` inserts (SQL over ``params``) and one
+    CallApiPost step each, to the sink; then no change rows and fresh statistics."""
+    params = {**params, "first": first, "last": last, "template": TEMPLATE}
     async with engine.begin() as conn:
         await conn.execute(
             text(
@@ -69,15 +59,7 @@ async def seed_departments(
             ),
             params,
         )
-        await conn.execute(
-            text(
-                "INSERT INTO workflows (department_id, name, trigger_event_type, is_enabled, max_retry_count, "
-                "retry_backoff_base_seconds) "
-                "SELECT CAST(:first AS int) + k / CAST(:per AS int), 'Bench workflow ' || k, k % CAST(:per AS int) % 3, true, 3, 60 "
-                "FROM generate_series(0, (CAST(:last AS int) - CAST(:first AS int) + 1) * CAST(:per AS int) - 1) k"
-            ),
-            params,
-        )
+        await conn.execute(text(workflows), params)
         await conn.execute(
             text(
                 "INSERT INTO workflow_steps (workflow_id, action_type, step_order, output_template, action_config, "
@@ -91,6 +73,27 @@ async def seed_departments(
         await conn.execute(text("DELETE FROM workflow_changes"))
     async with engine.connect() as conn:
         await conn.execute(text("ANALYZE"))
+
+
+async def seed_departments(
+    engine: AsyncEngine,
+    *,
+    first: int,
+    departments: int,
+    sink_url: str,
+    workflows_per_department: int = WORKFLOWS_PER_DEPARTMENT,
+) -> None:
+    """Departments ``first..first+departments-1``, each with workflows on event types 0..n-1 (mod 3)."""
+    await _seed(
+        engine,
+        first=first,
+        last=first + departments - 1,
+        workflows="INSERT INTO workflows (department_id, name, trigger_event_type, is_enabled, max_retry_count, "
+        "retry_backoff_base_seconds) "
+        "SELECT CAST(:first AS int) + k / CAST(:per AS int), 'Bench workflow ' || k, k % CAST(:per AS int) % 3, true, 3, 60 "
+        "FROM generate_series(0, (CAST(:last AS int) - CAST(:first AS int) + 1) * CAST(:per AS int) - 1) k",
+        params={"per": workflows_per_department, "config": json.dumps({"url": sink_url})},
+    )
 
 
 async def seed_workflows(engine: AsyncEngine, *, total: int, sink_url: str, first_department: int = 1) -> int:
@@ -117,40 +120,17 @@ async def seed_equal_spread(engine: AsyncEngine, *, total: int, departments: int
     on that type. The others trigger on event types the bench never sends (3..27). Events aimed at the
     touched ones (:func:`touched_keys`) then make one run each whatever the total, so the number of
     workflows touched and the events per workflow are the same at every size."""
-    params = {
-        "last": departments,
-        "total": total,
-        "template": TEMPLATE,
-        "config": json.dumps({"url": sink_url}),
-    }
-    async with engine.begin() as conn:
-        await conn.execute(
-            text(
-                "INSERT INTO departments (department_id, plan) SELECT d, 'Paid' FROM generate_series(1, CAST(:last AS int)) d "
-                "ON CONFLICT (department_id) DO UPDATE SET plan = 'Paid'"
-            ),
-            params,
-        )
-        await conn.execute(
-            text(
-                "INSERT INTO workflows (department_id, name, trigger_event_type, is_enabled, max_retry_count, "
-                "retry_backoff_base_seconds) "
-                "SELECT 1 + k % CAST(:last AS int), 'Bench workflow ' || k, "
-                "CASE WHEN k < CAST(:last AS int) THEN (1 + k) % 3 ELSE 3 + k % 25 END, true, 3, 60 "
-                "FROM generate_series(0, CAST(:total AS int) - 1) k"
-            ),
-            params,
-        )
-        await conn.execute(
-            text(
-                "INSERT INTO workflow_steps (workflow_id, action_type, step_order, output_template, action_config, "
-                "is_enabled) SELECT workflow_id, 3, 1, :template, :config, true FROM workflows"
-            ),
-            params,
-        )
-        await conn.execute(text("DELETE FROM workflow_changes"))
-    async with engine.connect() as conn:
-        await conn.execute(text("ANALYZE"))
+    await _seed(
+        engine,
+        first=1,
+        last=departments,
+        workflows="INSERT INTO workflows (department_id, name, trigger_event_type, is_enabled, max_retry_count, "
+        "retry_backoff_base_seconds) "
+        "SELECT 1 + k % CAST(:last AS int), 'Bench workflow ' || k, "
+        "CASE WHEN k < CAST(:last AS int) THEN (1 + k) % 3 ELSE 3 + k % 25 END, true, 3, 60 "
+        "FROM generate_series(0, CAST(:total AS int) - 1) k",
+        params={"total": total, "config": json.dumps({"url": sink_url})},
+    )
 
 
 def touched_keys(departments: int) -> list[tuple[int, int]]:
