@@ -208,6 +208,7 @@ async def measure(
         say(f"latency: {rate} events/s for {seconds:.0f} s")
         meter = CpuMeter({**{p.name: (p.pid, False) for p in processes}, **stack.infra_pids()})
         meter.start()
+        db_before = await database_work(stack)
         total = await steady(stack, keys, tag=f"latency-{rate}", rate=rate, seconds=seconds)
         await wait_until(
             lambda: received(total), timeout=120, what="latency events delivered", watch=processes
@@ -218,6 +219,11 @@ async def measure(
     finally:
         for process in processes:
             process.stop()
+    # A backend reports its counters when it ends (or idle, at most once a second): after the stop.
+    db_work = {
+        name: round((value - db_before[name]) / max(len(latencies), 1), 2)
+        for name, value in (await database_work(stack)).items()
+    }
     say(
         f"latency: p50 {median(latencies):.1f} ms, p99 {percentile(latencies, 99):.1f} ms over {len(latencies)}"
     )
@@ -227,6 +233,7 @@ async def measure(
     say(f"latency at {rate}/s by stage ({breakdown['sampled']} events):\n{stage_table(breakdown)}")
     cpu = meter.per_item_ms(len(latencies))
     say(f"latency at {rate}/s: CPU ms per event: {cpu}; load {os.getloadavg()[0]:.2f}")
+    say(f"latency at {rate}/s: database work per event: {db_work}")
     return {
         "rate_per_s": rate,
         "p50_ms": round(median(latencies), 2),
@@ -237,5 +244,20 @@ async def measure(
         "seconds": seconds,
         "stages": breakdown,
         "cpu_ms_per_event": cpu,
+        "database_per_event": db_work,
         "load_1min": round(os.getloadavg()[0], 2),
     }
+
+
+async def database_work(stack: BenchStack) -> dict[str, float]:
+    """PostgreSQL's commits, rollbacks and WAL fsyncs so far (all databases: the services' and the
+    bench's own few): their difference over a phase divided by its events is each event's database
+    work, a count where CPU time is a noisy measure."""
+    async with stack.engine.connect() as conn:
+        commits, rollbacks = (
+            await conn.execute(text("SELECT sum(xact_commit), sum(xact_rollback) FROM pg_stat_database"))
+        ).one()
+        fsyncs = (
+            await conn.execute(text("SELECT coalesce(sum(fsyncs), 0) FROM pg_stat_io WHERE object = 'wal'"))
+        ).scalar_one()
+    return {"commits": float(commits), "rollbacks": float(rollbacks), "wal_fsyncs": float(fsyncs)}

@@ -100,6 +100,8 @@ def _template_part(label: str) -> Iterator[None]:
 class RunReport:
     outcomes: list[tuple[StepDefinition, StepOutcome]] = field(default_factory=list)
     stopped: bool = False  # cancelled, or the lease was taken over
+    # The last step's record, written with the settlement (one statement, see store.Settlement).
+    unrecorded: list[StepRecord] = field(default_factory=list)
 
 
 def backoff_seconds(base: int, attempt: int, *, rng: random.Random | None = None) -> float:
@@ -156,6 +158,7 @@ class RunExecutor:
             ledger = await self.store.ledger(run.run_id) if resumed or run.attempt > 1 else {}
             report = await self._perform(run, definition, ledger)
             if report.stopped:
+                await self._record_now(report)
                 bound.info("run.stopped")
                 return
             await self._conclude(run, definition, report)
@@ -173,6 +176,7 @@ class RunExecutor:
             event_id=run.event_id,
         )
         pending = [s for s in definition.steps if s.step_id not in ledger]
+        last = pending[-1].step_id if pending else None
         credentials = await self.store.credentials(
             run.department_id, sorted({s.credential_id for s in pending if s.credential_id is not None})
         )
@@ -188,9 +192,13 @@ class RunExecutor:
                 report.stopped = True
                 return report
             fresh_claim = False
-            outcome = await self._step(run, step, plan, context, credentials)
+            # Nothing is awaited between the last step and the settlement but the settlement itself,
+            # so its record can go with it: ledgered exactly when a separate statement would have been.
+            unrecorded = report.unrecorded if step.step_id == last else None
+            outcome = await self._step(run, step, plan, context, credentials, unrecorded)
             report.outcomes.append((step, outcome))
         if failed_before:
+            await self._record_now(report)  # a read comes before the settlement: record first
             # A step that failed for good on an earlier attempt still fails the run, though not repeated.
             errors = await self.store.last_errors(run.run_id, [s.step_id for s in failed_before])
             report.outcomes.extend(
@@ -207,8 +215,10 @@ class RunExecutor:
         plan: Plan,
         context: dict[str, Any],
         credentials: dict[int, tuple[int, dict[str, Any], str]],
+        unrecorded: list[StepRecord] | None = None,
     ) -> StepOutcome:
-        """Perform one step and always record it: log row, and ledger entry unless it may be retried."""
+        """Perform one step and always record it: log row, and ledger entry unless it may be retried.
+        With ``unrecorded`` the record is appended there, for the settlement to write."""
         started = datetime.now(UTC)
         probes.stamp("step.started", run.run_id)
         clock = time.perf_counter()
@@ -249,21 +259,23 @@ class RunExecutor:
         ledger_outcome = {RunStatus.Completed: "completed", RunStatus.Skipped: "skipped"}.get(outcome.status)
         if outcome.status is RunStatus.Failed and outcome.permanent:
             ledger_outcome = "failed"
-        await self.store.record_step(
-            StepRecord(
-                run_id=run.run_id,
-                step_id=step.step_id,
-                attempt=run.attempt,
-                status=int(outcome.status),
-                rendered=shown.rendered[:RENDERED_LOG_CHARS] if shown.rendered is not None else None,
-                result=shown.result[:ERROR_CHARS] if shown.result else None,
-                error=outcome.error[:ERROR_CHARS] if outcome.error else None,
-                started=started,
-                completed=completed,
-                duration=duration,
-                outcome=ledger_outcome,
-            )
+        record = StepRecord(
+            run_id=run.run_id,
+            step_id=step.step_id,
+            attempt=run.attempt,
+            status=int(outcome.status),
+            rendered=shown.rendered[:RENDERED_LOG_CHARS] if shown.rendered is not None else None,
+            result=shown.result[:ERROR_CHARS] if shown.result else None,
+            error=outcome.error[:ERROR_CHARS] if outcome.error else None,
+            started=started,
+            completed=completed,
+            duration=duration,
+            outcome=ledger_outcome,
         )
+        if unrecorded is None:
+            await self.store.record_step(record)
+        else:
+            unrecorded.append(record)
         metrics.STEPS.labels(action_name, outcome.status.name).inc()
         metrics.ACTION_SECONDS.labels(action_name).observe(duration / 1000)
         return outcome
@@ -391,10 +403,17 @@ class RunExecutor:
             )
         return UnlimitedQuota()
 
+    async def _record_now(self, report: RunReport) -> None:
+        """Write the step record kept for the settlement when something else must come first."""
+        for record in report.unrecorded:
+            await self.store.record_step(record)
+        report.unrecorded.clear()
+
     async def _conclude(self, run: ClaimedRun, definition: RunDefinition, report: RunReport) -> None:
+        records = report.unrecorded
         failures = [(s, o) for s, o in report.outcomes if o.status is RunStatus.Failed]
         if not failures:
-            await self._settle(run, definition, RunStatus.Completed, None)
+            await self._settle(run, definition, RunStatus.Completed, None, records=records)
             return
         step, first = failures[0]
         message = f"{step_label(step)} failed: {first.error}"
@@ -409,13 +428,19 @@ class RunExecutor:
             delay = min(delay, self.settings.executor_max_backoff_s)
             next_at = datetime.now(UTC) + timedelta(seconds=delay)
             await self._settle(
-                run, definition, RunStatus.Retrying, message, next_attempt_on=next_at, attempt=run.attempt + 1
+                run,
+                definition,
+                RunStatus.Retrying,
+                message,
+                next_attempt_on=next_at,
+                attempt=run.attempt + 1,
+                records=records,
             )
             metrics.RETRIES.inc()
             return
         if retryable:
             message += f" — gave up after {run.attempt} attempt(s)"
-        await self._settle(run, definition, RunStatus.Failed, message)
+        await self._settle(run, definition, RunStatus.Failed, message, records=records)
 
     async def _settle(
         self,
@@ -426,6 +451,7 @@ class RunExecutor:
         *,
         next_attempt_on: datetime | None = None,
         attempt: int | None = None,
+        records: list[StepRecord] | None = None,
     ) -> None:
         final = status is not RunStatus.Retrying
         row = await self.store.settle(
@@ -436,6 +462,7 @@ class RunExecutor:
                 error=error[:ERROR_CHARS] if error else None,
                 next_attempt_on=next_attempt_on,
                 attempt=attempt or run.attempt,
+                records=list(records or ()),
             )
         )
         if row is None:

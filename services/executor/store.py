@@ -71,7 +71,8 @@ class StepRecord:
 
 @dataclass(slots=True)
 class Settlement:
-    """How a run's attempt ends; ``final`` unless Retrying."""
+    """How a run's attempt ends; ``final`` unless Retrying. ``records``: step records not written yet
+    (the last step's), written by the settling statement (shared/runs/statements.py: SETTLE)."""
 
     run_id: int
     status: int
@@ -79,6 +80,7 @@ class Settlement:
     error: str | None
     next_attempt_on: datetime | None
     attempt: int
+    records: list[StepRecord] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.error = _storable(self.error)
@@ -164,15 +166,17 @@ class RunStore:
         return [None] * len(records)
 
     async def settle(self, settlement: Settlement) -> tuple[Any, ...] | None:
-        """Finish the run's attempt (Completed, Failed, or Retrying later) if this executor still holds
-        it; returns (workflow_id, department_id, queued_on, started_on, completed_on, is_test), or None
+        """Write the settlement's step records, and finish the run's attempt (Completed, Failed, or
+        Retrying later) if this executor still holds it; returns (workflow_id, department_id, queued_on, started_on, completed_on, is_test), or None
         when the run was cancelled or taken over meanwhile."""
         return await self._settlements.submit(settlement)
 
     async def _settle_batch(self, settlements: Sequence[Settlement]) -> list[tuple[Any, ...] | None]:
-        rows = orjson.dumps(settlements).decode()
+        records = [record for s in settlements for record in s.records]
+        rows = orjson.dumps([_settlement_row(s) for s in settlements]).decode()
+        params = {"rows": rows, "records": orjson.dumps(records).decode(), "owner": self.owner}
         async with self.db.connection() as conn:
-            cursor = await conn.execute(SETTLE, {"rows": rows, "owner": self.owner})
+            cursor = await conn.execute(SETTLE, params)
             settled = {row[0]: tuple(row[1:]) for row in await cursor.fetchall()}
         return [settled.pop(s.run_id, None) for s in settlements]
 
@@ -230,6 +234,18 @@ class RunStore:
         if run_ids:
             async with self.db.connection() as conn:
                 await conn.execute(RENEW_MANY, {"ids": run_ids, "owner": self.owner, "lease": self.lease_s})
+
+
+def _settlement_row(s: Settlement) -> dict[str, Any]:
+    """A settlement's row of SETTLE, its records apart (they go in the statement's own list)."""
+    return {
+        "run_id": s.run_id,
+        "status": s.status,
+        "final": s.final,
+        "error": s.error,
+        "next_attempt_on": s.next_attempt_on,
+        "attempt": s.attempt,
+    }
 
 
 def _claim_row(row: Any) -> ClaimRow:

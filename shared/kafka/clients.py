@@ -33,9 +33,18 @@ def create_producer(settings: Settings, *, linger_ms: int = 2) -> AIOKafkaProduc
 
 
 def create_consumer(
-    settings: Settings, *topics: str, group_id: str, max_records: int = 500
+    settings: Settings,
+    *topics: str,
+    group_id: str,
+    max_records: int = 500,
+    fetch_min_bytes: int = 1,
+    fetch_max_wait_ms: int = 500,
 ) -> AIOKafkaConsumer:
-    """Without ``topics`` the caller subscribes itself (e.g. with a rebalance listener)."""
+    """Without ``topics`` the caller subscribes itself (e.g. with a rebalance listener).
+
+    The defaults answer a fetch as soon as one record is there (the dispatcher's and executor's path);
+    a consumer that batches anyway (health) asks the broker to hold its fetch for ``fetch_min_bytes``
+    or ``fetch_max_wait_ms``, so it costs a fetch request per interval rather than one per message."""
     # Offsets are committed by the service only after its database work has committed.
     return AIOKafkaConsumer(
         *topics,
@@ -44,6 +53,8 @@ def create_consumer(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=max_records,
+        fetch_min_bytes=fetch_min_bytes,
+        fetch_max_wait_ms=fetch_max_wait_ms,
         fetch_max_bytes=16 * 1024 * 1024,
         max_partition_fetch_bytes=4 * 1024 * 1024,
         session_timeout_ms=20000,

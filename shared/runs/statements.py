@@ -171,7 +171,25 @@ RECORD_STEPS = """
 
 # --- settle / retry (executor): Completed or Failed (final, outcome marked pending), or Retrying later --
 
+# The run's last step records (log row + ledger entry, as RECORD_STEPS writes them) travel with its
+# settlement: one statement, one commit, instead of a record and then a settle. The records are written
+# whether or not the settlement applies (a run cancelled or taken over meanwhile still shows the step
+# it performed), and never without each other: the statement commits or fails as a whole, exactly as a
+# lone RECORD_STEPS would.
 SETTLE = f"""
+    WITH entry AS (
+        SELECT * FROM jsonb_to_recordset(CAST(%(records)s AS jsonb))
+            AS t(run_id bigint, step_id int, attempt int, status int, rendered text, result text, error text,
+                 started timestamptz, completed timestamptz, duration int, outcome varchar)
+    ), logged AS (
+        INSERT INTO workflow_run_logs (workflow_run_id, workflow_step_id, attempt_number, status, rendered_output,
+                                       action_result, error_message, started_on, completed_on, duration_ms)
+        SELECT run_id, step_id, attempt, status, rendered, result, error, started, completed, duration FROM entry
+    ), ledgered AS (
+        INSERT INTO run_step_ledger (workflow_run_id, workflow_step_id, outcome, completed_on)
+        SELECT run_id, step_id, outcome, completed FROM entry WHERE outcome IS NOT NULL
+        ON CONFLICT DO NOTHING
+    )
     UPDATE workflow_runs r
     SET status = t.status, completed_on = CASE WHEN t.final THEN now() END, error_message = t.error,
         next_attempt_on = t.next_attempt_on, attempt_number = t.attempt,

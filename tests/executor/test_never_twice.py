@@ -73,7 +73,9 @@ async def test_a_finished_runs_message_redelivered_performs_nothing(
     await pipeline.redeliver(run_id, department_id)
 
     await _each_step_performed_once(pipeline, https_peer, processed, run_id, messages=2, paths=("/once",))
-    assert await pipeline.run(run_id) == finished
+    # The outbox mark is cleared half a second after the outcome is acknowledged, whenever that is.
+    settled = {k: v for k, v in finished.items() if k != "outcome_pending_since"}
+    assert {k: v for k, v in (await pipeline.run(run_id)).items() if k != "outcome_pending_since"} == settled
     assert len(pipeline.results.by_run[run_id]) == 1
 
 

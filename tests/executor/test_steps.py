@@ -3,10 +3,14 @@ steps left out, conditions evaluated, a log row per step, the outcome on the res
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Sequence
+from typing import Any
 
 import httpx
 import orjson
+import pytest
 from sqlalchemy import text
 
 from services.dispatcher.service import DispatcherService
@@ -167,3 +171,80 @@ async def test_a_reply_containing_nul_is_logged_and_the_step_is_not_repeated(
     (log,) = await pipeline.logs(run_id)
     assert log["action_result"] == "HTTP 200: accepted\ufffdqueued"
     assert len(https_peer.requests_to("POST", "/nul")) == 1
+
+
+async def test_the_last_steps_record_is_written_by_the_settling_statement(
+    api: httpx.AsyncClient,
+    pipeline: Pipeline,
+    https_peer: HttpsPeer,
+    department_id: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # At low rates every statement is a commit of its own (one fsync): the last step's log row and
+    # ledger entry go with the settlement, so a one-step run costs claim + settle, not three.
+    assert pipeline.executor.executor is not None
+    store = pipeline.executor.executor.store
+    statements: list[str] = []
+    for coalescer in (store._records, store._settlements):
+        run_batch = coalescer._run_batch
+
+        async def counted(
+            batch: Sequence[Any], run_batch: Any = run_batch, name: str = coalescer.name
+        ) -> Any:
+            statements.append(name)
+            return await run_batch(batch)
+
+        monkeypatch.setattr(coalescer, "_run_batch", counted)
+    workflow_id, (first, last) = await pipeline.workflow(
+        api, http_step(https_peer, "/first", order=1), http_step(https_peer, "/last", order=2)
+    )
+
+    run_id = await pipeline.start_run(workflow_id, department_id)
+    run = await pipeline.wait_status(run_id)
+
+    assert run["status"] == RunStatus.Completed
+    assert statements == ["record_step", "settle"]  # the first step's record, then the last's + settle
+    logs = await pipeline.logs(run_id)
+    assert [(log["workflow_step_id"], log["status"]) for log in logs] == [
+        (first, RunStatus.Completed),
+        (last, RunStatus.Completed),
+    ]
+    async with pipeline.db.connect() as conn:
+        ledger = (
+            await conn.execute(
+                text(
+                    "SELECT workflow_step_id, outcome FROM run_step_ledger WHERE workflow_run_id = :r "
+                    "ORDER BY workflow_step_id"
+                ),
+                {"r": run_id},
+            )
+        ).all()
+    assert sorted(ledger) == sorted([(first, "completed"), (last, "completed")])
+    # Redelivered, the finished run performs nothing again.
+    await pipeline.redeliver(run_id, department_id)
+    await asyncio.sleep(1)
+    assert len(https_peer.requests_to("POST", "/last")) == 1
+
+
+async def test_a_run_cancelled_during_its_last_step_still_logs_the_step(
+    api: httpx.AsyncClient, pipeline: Pipeline, https_peer: HttpsPeer, department_id: int
+) -> None:
+    # The settlement no longer applies (the run is not this executor's any more), but the step was
+    # performed: its log row and ledger entry are written all the same.
+    workflow_id, (step,) = await pipeline.workflow(api, http_step(https_peer, "/slow", order=1))
+    https_peer.reply("POST", "/slow", Reply(200, {"ok": True}, delay=1.0))
+
+    run_id = await pipeline.start_run(workflow_id, department_id)
+
+    async def requested() -> bool:
+        return len(https_peer.requests_to("POST", "/slow")) == 1
+
+    await wait_for(requested, what="the step's request")
+    await pipeline.cancel(run_id)
+
+    async def logged() -> list[Any] | None:
+        return (await pipeline.logs(run_id)) or None
+
+    (log,) = await wait_for(logged, what="the cancelled run's step log")
+    assert (log["workflow_step_id"], log["status"]) == (step, RunStatus.Completed)
+    assert (await pipeline.run(run_id))["status"] == RunStatus.Cancelled
