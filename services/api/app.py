@@ -20,6 +20,7 @@ from services.api.runs.endpoints import router as runs_router
 from services.api.state import ApiState
 from services.api.workflows.endpoints import collection_router as workflows_collection_router
 from services.api.workflows.endpoints import router as workflows_router
+from services.api.workflows.lists import WorkflowLists
 from shared.auth import TokenVerifier
 from shared.config import Settings
 from shared.db.engine import create_engine, create_sessionmaker, create_statement_pool, database_ready
@@ -58,6 +59,7 @@ def create_app(settings: Settings, *, metrics_port: int | None = None) -> FastAP
             engine=engine,
             sessionmaker=create_sessionmaker(engine),
             reads=reads,
+            lists=WorkflowLists(reads),
             producer=producer,
             verifier=TokenVerifier(settings),
             keyring=keyring_from(settings),

@@ -21,14 +21,37 @@ router = APIRouter(prefix="/api/v4/workflows", tags=["Workflows"])
 
 
 @collection_router.get(
-    "", response_model=list[WorkflowResult], summary="List workflows", responses=error_responses()
+    "",
+    response_model=list[WorkflowResult],
+    summary="List workflows",
+    description="The reply carries an `ETag`; a request whose `If-None-Match` holds it gets 304 "
+    "without a body while the list is unchanged.",
+    responses={
+        **error_responses(),
+        200: {"headers": {"ETag": {"description": "The list's version", "schema": {"type": "string"}}}},
+        304: {"description": "The list is unchanged since the ETag in If-None-Match"},
+    },
 )
 async def list_workflows(request: Request, admin: DepartmentAdminDep) -> Response:
-    # Already the documented JSON (PascalCase, ISO times with Z), built by the database: returned as
-    # it is, so response_model only documents it (test_list_matches_get, test_openapi_fuzz check it).
-    return Response(
-        await workflow_service.list_json(request_state(request).reads, admin), media_type="application/json"
-    )
+    # Already the documented JSON (PascalCase, ISO times with Z), built by the database and checked
+    # against it on every request (workflows/lists.py): returned as it is, so response_model only
+    # documents it (test_list_matches_get, test_openapi_fuzz check it).
+    listed = await request_state(request).lists.get(admin.department_id)
+    etag = f'"{listed.tag}"'
+    if _matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers={"ETag": etag})
+    return Response(listed.body, media_type="application/json", headers={"ETag": etag})
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    """RFC 9110 13.1.2: a list of tags or "*", compared weakly (a W/ prefix is ignored)."""
+    if not if_none_match:
+        return False
+    for candidate in if_none_match.split(","):
+        candidate = candidate.strip().removeprefix("W/")
+        if candidate in ("*", etag):
+            return True
+    return False
 
 
 @collection_router.post(
