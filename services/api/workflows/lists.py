@@ -35,7 +35,10 @@ class WorkflowLists:
         self._reads = reads
         self._max = max_departments
         self._known: OrderedDict[int, EncodedList] = OrderedDict()
-        self._checks: Coalescer[int, EncodedList] = Coalescer("workflow-lists", self._check)
+        # One check in flight: the requests arriving meanwhile all share the next one (fewest round
+        # trips; 0.19 against 0.20 ms of API CPU and 0.06 against 0.075 ms of PostgreSQL per request
+        # with 4). A check is a short read that waits on no row lock, so holding the next back is cheap.
+        self._checks: Coalescer[int, EncodedList] = Coalescer("workflow-lists", self._check, max_in_flight=1)
 
     async def get(self, department_id: int) -> EncodedList:
         """The department's list as of a statement started after this call."""
