@@ -125,3 +125,24 @@ async def test_etag_and_if_none_match(api: httpx.AsyncClient, other_replica: htt
     assert changed.headers["ETag"] != etag
     again = await other_replica.get("/api/v4/workflows", headers={"If-None-Match": changed.headers["ETag"]})
     assert again.status_code == 304  # the tag is the data's, so every replica gives the same one
+
+
+async def test_a_list_survives_the_database_dropping_its_connections(
+    settings: Settings, db: AsyncEngine, department_id: int
+) -> None:
+    backends = text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+    async with db.connect() as conn:
+        before = set((await conn.execute(backends)).scalars())
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        headers = {"Authorization": f"Bearer {token_for(settings, department_id)}"}
+        async with httpx.AsyncClient(transport=transport, base_url="http://api.test", headers=headers) as api:
+            await create_workflow(api)
+            assert len(await _listed(api)) == 1
+            async with db.begin() as conn:  # this replica's connections, as a restart or failover would
+                new = set((await conn.execute(backends)).scalars()) - before
+                assert new
+                for backend in new:
+                    await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+            assert len(await _listed(api)) == 1
