@@ -115,25 +115,25 @@ async def measure(
     ).start()
     figures = PairedFigures()
     # CPU per request of the API process and of PostgreSQL (postmaster and backends) during the API's
-    # repetitions; the warm-up's requests are counted at the measured rate.
+    # repetitions, and of the bare route's process during its own; the warm-up's requests are counted
+    # at the measured rate.
     pids = {"api": (server.process.pid, False)}
     if "postgres" in stack.infra_pids():
         pids["postgres"] = stack.infra_pids()["postgres"]
-    cpu_ms: dict[str, list[float]] = {name: [] for name in pids}
+    cpu_ms: dict[str, list[float]] = {name: [] for name in [*pids, "baseline"]}
     try:
         await wait_port(port, baseline)
         bare_url = f"http://127.0.0.1:{port}/api/v4/workflows"
         for rep in range(repetitions):
             order = [(url, server.token, figures.service_per_s), (bare_url, None, figures.baseline_per_s)]
             for target, token, into in order if rep % 2 == 0 else reversed(order):
-                meter = CpuMeter(pids)
+                meter = CpuMeter(pids if target == url else {"baseline": (baseline.pid, False)})
                 meter.start()
                 rate = float((await load(target, token, seconds))["requests_per_s"])
                 spent = meter.stop()
                 into.append(rate)
-                if target == url:
-                    for name, cpu_s in spent.items():
-                        cpu_ms[name].append(round(1000 * cpu_s / (rate * (seconds + WARMUP_S)), 3))
+                for name, cpu_s in spent.items():
+                    cpu_ms[name].append(round(1000 * cpu_s / (rate * (seconds + WARMUP_S)), 3))
             say(
                 f"api: repetition {rep + 1}/{repetitions}: {figures.service_per_s[-1]:,.0f} req/s, "
                 f"baseline {figures.baseline_per_s[-1]:,.0f}/s; CPU ms per request "

@@ -146,3 +146,39 @@ async def test_a_list_survives_the_database_dropping_its_connections(
                 for backend in new:
                     await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
             assert len(await _listed(api)) == 1
+
+
+async def test_the_route_answers_as_the_fast_path_does(
+    settings: Settings, department_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plainly good list is answered before routing (workflows/fast_list.py); when that path cannot
+    answer (here: its first read fails) the route does, with the same status, headers and body."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        headers = {"Authorization": f"Bearer {token_for(settings, department_id)}"}
+        async with httpx.AsyncClient(transport=transport, base_url="http://api.test", headers=headers) as api:
+            await create_workflow(api)
+            lists = app.state.api.lists
+            genuine = lists.get
+            calls: list[int] = []
+
+            async def first_of_two_fails(department: int) -> Any:
+                calls.append(department)
+                if len(calls) % 2:
+                    raise OSError("the fast path's read fails")
+                return await genuine(department)
+
+            fast = [await api.get("/api/v4/workflows")]
+            fast.append(
+                await api.get("/api/v4/workflows", headers={"If-None-Match": fast[0].headers["ETag"]})
+            )
+            monkeypatch.setattr(lists, "get", first_of_two_fails)
+            routed = [await api.get("/api/v4/workflows")]
+            routed.append(
+                await api.get("/api/v4/workflows", headers={"If-None-Match": fast[0].headers["ETag"]})
+            )
+            assert calls == [department_id] * 4  # each request read twice: fast path, then the route
+    for a, b in zip(fast, routed, strict=True):
+        assert (a.status_code, a.content, a.headers.raw) == (b.status_code, b.content, b.headers.raw)
+    assert [r.status_code for r in fast] == [200, 304]
