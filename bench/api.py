@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from bench.cpu import CpuMeter
 from bench.harness import (
     RUN_DIR,
     PairedFigures,
@@ -60,8 +61,20 @@ async def running_api(stack: BenchStack) -> AsyncIterator[ApiServer]:
         process.stop()
 
 
+WARMUP_S = 1.0
+
+
 async def load(url: str, token: str | None, seconds: float, concurrency: int = CONCURRENCY) -> dict[str, Any]:
-    args = ["--url", url, "--concurrency", str(concurrency), "--seconds", str(seconds), "--warmup", "1"]
+    args = [
+        "--url",
+        url,
+        "--concurrency",
+        str(concurrency),
+        "--seconds",
+        str(seconds),
+        "--warmup",
+        str(WARMUP_S),
+    ]
     if token:
         args += ["--token", token]
     process = bench_process("loadgen", "bench.loadgen", *args).start()
@@ -101,16 +114,30 @@ async def measure(
         env=settings_env_plain(),
     ).start()
     figures = PairedFigures()
+    # CPU per request of the API process and of PostgreSQL (postmaster and backends) during the API's
+    # repetitions, and of the bare route's process during its own; the warm-up's requests are counted
+    # at the measured rate.
+    pids = {"api": (server.process.pid, False)}
+    if "postgres" in stack.infra_pids():
+        pids["postgres"] = stack.infra_pids()["postgres"]
+    cpu_ms: dict[str, list[float]] = {name: [] for name in [*pids, "baseline"]}
     try:
         await wait_port(port, baseline)
         bare_url = f"http://127.0.0.1:{port}/api/v4/workflows"
         for rep in range(repetitions):
             order = [(url, server.token, figures.service_per_s), (bare_url, None, figures.baseline_per_s)]
             for target, token, into in order if rep % 2 == 0 else reversed(order):
-                into.append(float((await load(target, token, seconds))["requests_per_s"]))
+                meter = CpuMeter(pids if target == url else {"baseline": (baseline.pid, False)})
+                meter.start()
+                rate = float((await load(target, token, seconds))["requests_per_s"])
+                spent = meter.stop()
+                into.append(rate)
+                for name, cpu_s in spent.items():
+                    cpu_ms[name].append(round(1000 * cpu_s / (rate * (seconds + WARMUP_S)), 3))
             say(
                 f"api: repetition {rep + 1}/{repetitions}: {figures.service_per_s[-1]:,.0f} req/s, "
-                f"baseline {figures.baseline_per_s[-1]:,.0f}/s"
+                f"baseline {figures.baseline_per_s[-1]:,.0f}/s; CPU ms per request "
+                + ", ".join(f"{name} {values[-1]}" for name, values in cpu_ms.items())
             )
     finally:
         baseline.stop()
@@ -118,4 +145,6 @@ async def measure(
         **figures.as_json("requests_per_s", "baseline_requests_per_s"),
         "workflows": 28,
         "concurrency": CONCURRENCY,
+        "cpu_ms_per_request": {name: sorted(values)[len(values) // 2] for name, values in cpu_ms.items()},
+        "cpu_ms_per_request_repetitions": cpu_ms,
     }

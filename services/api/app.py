@@ -20,6 +20,8 @@ from services.api.runs.endpoints import router as runs_router
 from services.api.state import ApiState
 from services.api.workflows.endpoints import collection_router as workflows_collection_router
 from services.api.workflows.endpoints import router as workflows_router
+from services.api.workflows.fast_list import FastWorkflowList
+from services.api.workflows.lists import WorkflowLists
 from shared.auth import TokenVerifier
 from shared.config import Settings
 from shared.db.engine import create_engine, create_sessionmaker, create_statement_pool, database_ready
@@ -58,6 +60,7 @@ def create_app(settings: Settings, *, metrics_port: int | None = None) -> FastAP
             engine=engine,
             sessionmaker=create_sessionmaker(engine),
             reads=reads,
+            lists=WorkflowLists(reads),
             producer=producer,
             verifier=TokenVerifier(settings),
             keyring=keyring_from(settings),
@@ -103,6 +106,8 @@ def create_app(settings: Settings, *, metrics_port: int | None = None) -> FastAP
     app.include_router(workflows_router)
     app.include_router(admin_router)
 
+    # Inside the size limit and metrics (the last added is outermost).
+    app.add_middleware(FastWorkflowList)
     app.add_middleware(LimitsAndMetrics)
 
     # /healthz stays on the public port for load balancers and people; /metrics is only on the

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from services.api.workflows.lists import WorkflowLists
 from shared.auth import TokenVerifier
 from shared.config import Settings
 from shared.crypto import Keyring
@@ -19,6 +20,7 @@ class ApiState:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     reads: StatementPool  # single read-only statements, no transaction (shared.db.engine.read_value)
+    lists: WorkflowLists  # the encoded workflow lists, checked against the database per request
     producer: AIOKafkaProducer
     verifier: TokenVerifier
     keyring: Keyring

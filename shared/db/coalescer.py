@@ -72,6 +72,11 @@ class Coalescer(Generic[Request, Result]):
             if not others:
                 self._queue = []
             raise
+        finally:
+            # Leave the count now, in the same step as the last look at the queue: the done-callback
+            # runs a step later, after a caller woken by this worker may already have queued a
+            # request that, with the worker still counted, no worker would take.
+            self._workers.discard(asyncio.current_task())
 
     async def _run(self, batch: list[tuple[Request, asyncio.Future[Result]]]) -> None:
         try:

@@ -100,3 +100,22 @@ async def test_callers_are_not_left_waiting_when_the_worker_is_cancelled() -> No
     for future in waiting:
         with pytest.raises(asyncio.CancelledError):
             await future
+
+
+@pytest.mark.parametrize("max_in_flight", [1, 2])
+async def test_a_request_made_as_the_last_worker_finishes_is_not_stranded(max_in_flight: int) -> None:
+    # The caller resumes before the finished worker's done-callback runs: a worker still counted
+    # then would take no new request, and none would start for it.
+    recorder = Recorder(delay=0)
+    coalescer = Coalescer("t", recorder, max_in_flight=max_in_flight)
+
+    async with asyncio.timeout(2):  # not wait_for: its own task would start only after the callbacks
+        for n in range(20):
+            assert await coalescer.submit(n) == n * 10
+    assert await asyncio.wait_for(asyncio.gather(*(coalescer.submit(n) for n in range(5))), 2) == [
+        0,
+        10,
+        20,
+        30,
+        40,
+    ]

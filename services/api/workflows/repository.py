@@ -4,7 +4,6 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from shared.db.engine import StatementPool, read_value
 from shared.models import Workflow, WorkflowStep
 
 
@@ -15,7 +14,8 @@ def _iso(column: str) -> str:
 
 # row_to_json over aliased columns (one tuple descriptor per query) costs PostgreSQL less than
 # json_build_object with its per-call argument handling, and writes no spaces.
-LIST_JSON = f"""
+def _list_json(department: str) -> str:
+    return f"""
     SELECT coalesce(json_agg(w ORDER BY w."WorkflowId"), '[]')::text FROM (
         SELECT w.workflow_id AS "WorkflowId", w.department_id AS "DepartmentId", w.name AS "Name",
             w.description AS "Description", w.trigger_event_type AS "TriggerEventType",
@@ -33,19 +33,36 @@ LIST_JSON = f"""
                     FROM workflow_steps s WHERE s.workflow_id = w.workflow_id
                 ) s
             ), '[]') AS "Steps"
-        FROM workflows w WHERE w.department_id = %(department_id)s
+        FROM workflows w WHERE w.department_id = {department}
     ) w
 """
 
 
-async def list_json(reads: StatementPool, department_id: int) -> str:
-    """The department's workflows as the API's JSON array, built by PostgreSQL in one statement.
+# The list's validator: every row the list is built from, by id and xmin. Any INSERT or UPDATE of a
+# workflow or step writes a new row version with a new xmin, and a DELETE drops its id, so the tag
+# changes with every field of the list (names, steps, timestamps alike); row locks (FOR UPDATE) set
+# xmax, not xmin, and change nothing. It reads the same index entries as the list, without building
+# JSON or formatting times.
+_LIST_TAG = """
+    SELECT md5(d.department_id || ':' || coalesce(string_agg(
+        w.workflow_id || '.' || w.xmin::text || coalesce(s.tags, ''), ',' ORDER BY w.workflow_id), ''))
+    FROM workflows w LEFT JOIN LATERAL (
+        SELECT string_agg(' ' || s.workflow_step_id || '.' || s.xmin::text, '' ORDER BY s.workflow_step_id)
+            AS tags
+        FROM workflow_steps s WHERE s.workflow_id = w.workflow_id
+    ) s ON true
+    WHERE w.department_id = d.department_id
+"""
 
-    The list is the API's hottest read (clients poll it): building it in the database skips ORM
-    instances and a second validation of every field, and a read-only statement needs no
-    transaction, so it takes one round trip on the read pool.
-    """
-    return str(await read_value(reads, LIST_JSON, {"department_id": department_id}))
+# One statement for a batch of departments: each one's tag, and its list only where the tag differs
+# from the one the caller already holds (the CASE evaluates the list's subquery only then). Tag and
+# list come from the same snapshot, so a list is always stored under its own tag.
+LISTS_IF_CHANGED = f"""
+    SELECT d.department_id, t.tag,
+        CASE WHEN t.tag IS DISTINCT FROM d.known THEN ({_list_json("d.department_id")}) END
+    FROM unnest(%(departments)s::int[], %(known)s::text[]) AS d(department_id, known)
+    CROSS JOIN LATERAL ({_LIST_TAG}) AS t(tag)
+"""
 
 
 class WorkflowRepository:

@@ -5,11 +5,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.department.service import lock_department
 from services.api.errors import NotFound, PlanLimitReached
-from services.api.workflows.repository import WorkflowRepository, list_json
+from services.api.workflows.repository import WorkflowRepository
 from services.api.workflows.schemas import WorkflowInput, WorkflowStepInput
 from services.api.workflows.step_rules import check_step, normalised_condition
 from shared.auth import Principal
-from shared.db.engine import StatementPool
 from shared.models import Workflow, WorkflowStep
 from shared.plans import MAX_RETRY_CEILING, limits_for
 
@@ -38,9 +37,6 @@ def _apply_step(step: WorkflowStep, data: WorkflowStepInput) -> None:
 
 
 class WorkflowService:
-    async def list_json(self, reads: StatementPool, principal: Principal) -> str:
-        return await list_json(reads, principal.department_id)
-
     async def get(self, session: AsyncSession, principal: Principal, workflow_id: int) -> Workflow:
         workflow = await WorkflowRepository(session).get(principal.department_id, workflow_id)
         if workflow is None:
