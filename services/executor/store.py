@@ -162,7 +162,7 @@ class RunStore:
 
     async def _record_batch(self, records: Sequence[StepRecord]) -> list[None]:
         async with self.db.connection() as conn:
-            await conn.execute(RECORD_STEPS, {"rows": orjson.dumps(records).decode()})
+            await conn.execute(RECORD_STEPS, {"records": orjson.dumps(records).decode()})
         return [None] * len(records)
 
     async def settle(self, settlement: Settlement) -> tuple[Any, ...] | None:

@@ -153,30 +153,9 @@ RENEW_MANY = (
 # --- record step (executor) ---------------------------------------------------------------------------
 
 # The log row and the ledger entry are written by one statement, so a step is never ledgered without
-# its log row (or logged as done without its ledger entry).
-RECORD_STEPS = """
-    WITH entry AS (
-        SELECT * FROM jsonb_to_recordset(CAST(%(rows)s AS jsonb))
-            AS t(run_id bigint, step_id int, attempt int, status int, rendered text, result text, error text,
-                 started timestamptz, completed timestamptz, duration int, outcome varchar)
-    ), logged AS (
-        INSERT INTO workflow_run_logs (workflow_run_id, workflow_step_id, attempt_number, status, rendered_output,
-                                       action_result, error_message, started_on, completed_on, duration_ms)
-        SELECT run_id, step_id, attempt, status, rendered, result, error, started, completed, duration FROM entry
-    )
-    INSERT INTO run_step_ledger (workflow_run_id, workflow_step_id, outcome, completed_on)
-    SELECT run_id, step_id, outcome, completed FROM entry WHERE outcome IS NOT NULL
-    ON CONFLICT DO NOTHING
-    """
-
-# --- settle / retry (executor): Completed or Failed (final, outcome marked pending), or Retrying later --
-
-# The run's last step records (log row + ledger entry, as RECORD_STEPS writes them) travel with its
-# settlement: one statement, one commit, instead of a record and then a settle. The records are written
-# whether or not the settlement applies (a run cancelled or taken over meanwhile still shows the step
-# it performed), and never without each other: the statement commits or fails as a whole, exactly as a
-# lone RECORD_STEPS would.
-SETTLE = f"""
+# its log row (or logged as done without its ledger entry). These CTEs write them from the JSON rows in
+# ``%(records)s``; PostgreSQL runs a data-modifying CTE whether or not the main query reads it.
+_WRITE_STEP_RECORDS = """
     WITH entry AS (
         SELECT * FROM jsonb_to_recordset(CAST(%(records)s AS jsonb))
             AS t(run_id bigint, step_id int, attempt int, status int, rendered text, result text, error text,
@@ -189,7 +168,20 @@ SETTLE = f"""
         INSERT INTO run_step_ledger (workflow_run_id, workflow_step_id, outcome, completed_on)
         SELECT run_id, step_id, outcome, completed FROM entry WHERE outcome IS NOT NULL
         ON CONFLICT DO NOTHING
-    )
+    )"""
+
+RECORD_STEPS = _WRITE_STEP_RECORDS + "\n    SELECT count(*) FROM entry\n"
+
+# --- settle / retry (executor): Completed or Failed (final, outcome marked pending), or Retrying later --
+
+# The run's last step records (log row + ledger entry, as RECORD_STEPS writes them) travel with its
+# settlement: one statement, one commit, instead of a record and then a settle. The records are written
+# whether or not the settlement applies (a run cancelled or taken over meanwhile still shows the step
+# it performed), and never without each other: the statement commits or fails as a whole, exactly as a
+# lone RECORD_STEPS would.
+SETTLE = (
+    _WRITE_STEP_RECORDS
+    + f"""
     UPDATE workflow_runs r
     SET status = t.status, completed_on = CASE WHEN t.final THEN now() END, error_message = t.error,
         next_attempt_on = t.next_attempt_on, attempt_number = t.attempt,
@@ -202,6 +194,7 @@ SETTLE = f"""
     RETURNING r.workflow_run_id, r.workflow_id, r.department_id, r.queued_on, r.started_on, r.completed_on,
               r.is_test
     """
+)
 
 # --- outcome outbox: the mark set by every statement that makes a run final is cleared once the outcome
 # message is acknowledged (shared/runs/outbox.py) ------------------------------------------------------
