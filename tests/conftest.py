@@ -9,7 +9,9 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -95,6 +97,24 @@ def token_for(settings: Settings, department_id: int, *roles: str, ttl_s: int = 
         user_id="test-user",
         ttl_s=ttl_s,
     )
+
+
+@asynccontextmanager
+async def api_instance(
+    settings: Settings, department_id: int
+) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
+    """An API app of its own (its own pools and caches, as another replica's) with a client that is
+    DepartmentAdmin of ``department_id``, until the block ends."""
+    from services.api.app import create_app
+
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        headers = {"Authorization": f"Bearer {token_for(settings, department_id)}"}
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://api.test", headers=headers
+        ) as client:
+            yield app, client
 
 
 @pytest.fixture(scope="session")

@@ -13,23 +13,16 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.api.app import create_app
 from shared.config import Settings
 from tests.api.conftest import create_workflow, http_step
-from tests.conftest import token_for
+from tests.conftest import api_instance
 
 
 @pytest.fixture
 async def other_replica(settings: Settings, department_id: int) -> AsyncIterator[httpx.AsyncClient]:
     """A second API instance with its own pools and list cache, as another replica would be."""
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        headers = {"Authorization": f"Bearer {token_for(settings, department_id)}"}
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://api.test", headers=headers
-        ) as client:
-            yield client
+    async with api_instance(settings, department_id) as (_, client):
+        yield client
 
 
 async def _listed(api: httpx.AsyncClient) -> list[dict[str, Any]]:
@@ -133,19 +126,15 @@ async def test_a_list_survives_the_database_dropping_its_connections(
     backends = text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
     async with db.connect() as conn:
         before = set((await conn.execute(backends)).scalars())
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        headers = {"Authorization": f"Bearer {token_for(settings, department_id)}"}
-        async with httpx.AsyncClient(transport=transport, base_url="http://api.test", headers=headers) as api:
-            await create_workflow(api)
-            assert len(await _listed(api)) == 1
-            async with db.begin() as conn:  # this replica's connections, as a restart or failover would
-                new = set((await conn.execute(backends)).scalars()) - before
-                assert new
-                for backend in new:
-                    await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
-            assert len(await _listed(api)) == 1
+    async with api_instance(settings, department_id) as (_, api):
+        await create_workflow(api)
+        assert len(await _listed(api)) == 1
+        async with db.begin() as conn:  # this replica's connections, as a restart or failover would
+            new = set((await conn.execute(backends)).scalars()) - before
+            assert new
+            for backend in new:
+                await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+        assert len(await _listed(api)) == 1
 
 
 async def test_the_route_answers_as_the_fast_path_does(
@@ -153,32 +142,24 @@ async def test_the_route_answers_as_the_fast_path_does(
 ) -> None:
     """A plainly good list is answered before routing (workflows/fast_list.py); when that path cannot
     answer (here: its first read fails) the route does, with the same status, headers and body."""
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        headers = {"Authorization": f"Bearer {token_for(settings, department_id)}"}
-        async with httpx.AsyncClient(transport=transport, base_url="http://api.test", headers=headers) as api:
-            await create_workflow(api)
-            lists = app.state.api.lists
-            genuine = lists.get
-            calls: list[int] = []
+    async with api_instance(settings, department_id) as (app, api):
+        await create_workflow(api)
+        lists = app.state.api.lists
+        genuine = lists.get
+        calls: list[int] = []
 
-            async def first_of_two_fails(department: int) -> Any:
-                calls.append(department)
-                if len(calls) % 2:
-                    raise OSError("the fast path's read fails")
-                return await genuine(department)
+        async def first_of_two_fails(department: int) -> Any:
+            calls.append(department)
+            if len(calls) % 2:
+                raise OSError("the fast path's read fails")
+            return await genuine(department)
 
-            fast = [await api.get("/api/v4/workflows")]
-            fast.append(
-                await api.get("/api/v4/workflows", headers={"If-None-Match": fast[0].headers["ETag"]})
-            )
-            monkeypatch.setattr(lists, "get", first_of_two_fails)
-            routed = [await api.get("/api/v4/workflows")]
-            routed.append(
-                await api.get("/api/v4/workflows", headers={"If-None-Match": fast[0].headers["ETag"]})
-            )
-            assert calls == [department_id] * 4  # each request read twice: fast path, then the route
+        fast = [await api.get("/api/v4/workflows")]
+        fast.append(await api.get("/api/v4/workflows", headers={"If-None-Match": fast[0].headers["ETag"]}))
+        monkeypatch.setattr(lists, "get", first_of_two_fails)
+        routed = [await api.get("/api/v4/workflows")]
+        routed.append(await api.get("/api/v4/workflows", headers={"If-None-Match": fast[0].headers["ETag"]}))
+        assert calls == [department_id] * 4  # each request read twice: fast path, then the route
     for a, b in zip(fast, routed, strict=True):
         assert (a.status_code, a.content, a.headers.raw) == (b.status_code, b.content, b.headers.raw)
     assert [r.status_code for r in fast] == [200, 304]

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.config import Settings
 from tests.api.conftest import assert_error, create_workflow
-from tests.conftest import token_for
+from tests.conftest import api_instance
 from tests.peers.https_server import HttpsPeer
 from tests.peers.tls import LocalCA
 from tests.support.helpers import execute, fetch, workflow_with_http_step
@@ -114,16 +114,8 @@ async def test_payload_must_be_a_json_object(api: httpx.AsyncClient) -> None:
 @pytest.fixture
 async def quick_api(settings: Settings, department_id: int) -> AsyncIterator[httpx.AsyncClient]:
     """An API that waits 8 s (not 30) for a test run, for the runs the per-minute limit defers."""
-    from services.api.app import create_app
-
-    app = create_app(settings.model_copy(update={"test_wait_s": 8.0}))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        headers = {"Authorization": f"Bearer {token_for(settings, department_id)}"}
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://api.test", headers=headers
-        ) as client:
-            yield client
+    async with api_instance(settings.model_copy(update={"test_wait_s": 8.0}), department_id) as (_, client):
+        yield client
 
 
 async def test_free_plan_tests_are_deferred_past_five_a_minute(
