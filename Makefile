@@ -42,7 +42,7 @@ test-faults: venv
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy shared services wf
+	$(BIN)/mypy shared services wf bench
 
 fmt: venv
 	$(BIN)/ruff format .

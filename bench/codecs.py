@@ -61,7 +61,7 @@ def read(data: bytes) -> int:
 
 
 def median_us(fn: Callable[[], object], budget_s: float = 0.3) -> float:
-    times = []
+    times: list[float] = []
     deadline = time.perf_counter() + budget_s
     while time.perf_counter() < deadline or len(times) < 5:
         began = time.process_time_ns()
