@@ -2,7 +2,7 @@
 aiohttp's connection handling and C HTTP parser.
 
 httpx with httpcore cost the executor ~1.7 ms of CPU per HTTPS request even spread over eight pools
-(``pool.ShardedPool``, bench/README.md); the same request through aiohttp costs a fraction of that.
+(bench/README.md); the same request through aiohttp costs a fraction of that.
 httpx keeps everything above the connection: building requests, ``Authorization`` flows, redirects
 (every hop still passes ``SchemeCheckingTransport`` and, on a new connection, the guard), content
 decoding and response objects. Underneath, every connection is made by ``GuardedConnector``: each
@@ -38,7 +38,6 @@ class AiohttpPool(httpx.AsyncBaseTransport):
         self._guard = guard
         self._context = context
         self._session: aiohttp.ClientSession | None = None
-        self.in_flight = 0
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -74,7 +73,6 @@ class AiohttpPool(httpx.AsyncBaseTransport):
         url = request.url
         if url.userinfo:  # httpx turned it into the Authorization header already
             url = url.copy_with(userinfo=b"")
-        self.in_flight += 1
         try:
             reply = await session.request(
                 request.method,
@@ -86,12 +84,11 @@ class AiohttpPool(httpx.AsyncBaseTransport):
                 skip_auto_headers=("Content-Type",),
             )
         except BaseException as exc:
-            self.in_flight -= 1
             raise _translated(exc, request) from exc
         return httpx.Response(
             status_code=reply.status,
             headers=list(reply.raw_headers),
-            stream=_Body(reply, self, request),
+            stream=_Body(reply, request),
             request=request,
             extensions={
                 "http_version": b"HTTP/1.1",
@@ -128,9 +125,8 @@ def _translated(exc: BaseException, request: httpx.Request) -> BaseException:
 class _Body(httpx.AsyncByteStream):
     """A response body read from aiohttp; closing it before its end closes the connection."""
 
-    def __init__(self, reply: aiohttp.ClientResponse, pool: AiohttpPool, request: httpx.Request) -> None:
+    def __init__(self, reply: aiohttp.ClientResponse, request: httpx.Request) -> None:
         self._reply = reply
-        self._pool: AiohttpPool | None = pool
         self._request = request
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
@@ -141,7 +137,4 @@ class _Body(httpx.AsyncByteStream):
             raise _translated(exc, self._request) from exc
 
     async def aclose(self) -> None:
-        if self._pool is not None:
-            self._pool.in_flight -= 1
-            self._pool = None
         self._reply.release()

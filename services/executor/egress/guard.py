@@ -25,7 +25,6 @@ from services.executor.egress.policy import (
     parse_override,
     tls_hostname,
 )
-from services.executor.egress.pool import ShardedPool
 from services.executor.egress.transport import SchemeCheckingTransport
 from shared.tls import client_ssl_context
 
@@ -205,8 +204,8 @@ class EgressGuard:
         """
         try:
             transport = SchemeCheckingTransport(self._pool(), require_https=require_https, owns_pool=False)
-        except RuntimeError:  # no running loop: this client gets a pool of its own
-            pool = ShardedPool(self, client_ssl_context())
+        except RuntimeError:  # no running loop: a pool of its own, opened by its first request's loop
+            pool = AiohttpPool(self, client_ssl_context())
             transport = SchemeCheckingTransport(pool, require_https=require_https, owns_pool=True)
         return httpx.AsyncClient(
             transport=transport,
