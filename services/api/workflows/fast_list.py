@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from services.api.deps import principal_of
+from services.api.errors import Forbidden, Unauthorized
 from services.api.state import ApiState
 from services.api.workflows.etags import if_none_match_matches
-from shared.auth import DEPARTMENT_ADMIN, InvalidToken, Principal
+from shared.auth import DEPARTMENT_ADMIN, Principal
 
 PATH = "/api/v4/workflows"
 
@@ -70,14 +72,8 @@ class FastWorkflowList:
 
 
 def _principal(state: ApiState, authorization: bytes | None) -> Principal | None:
-    if authorization is None:
-        return None
-    scheme, _, token = authorization.decode("latin-1").partition(" ")  # as HTTPBearer reads it
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        return None
     try:
-        principal = state.verifier.verify(token)
-    except InvalidToken:
-        return None
-    return principal if DEPARTMENT_ADMIN in principal.roles else None
+        header = authorization.decode("latin-1") if authorization is not None else None
+        return principal_of(state, header, DEPARTMENT_ADMIN)
+    except (Unauthorized, Forbidden):
+        return None  # the route answers 401/403 with its documented body
