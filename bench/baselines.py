@@ -2,7 +2,6 @@
 
     python -m bench.baselines kafka --bootstrap B --topic T --out-topic O --events N
     python -m bench.baselines kafka-tuned --bootstrap B --topic T --out-topic O --events N
-    python -m bench.baselines http --url U --events N --concurrency C
     python -m bench.baselines pipeline --database D --bootstrap B --topic T --out-topic O --url U --events N
         --concurrency C
     python -m bench.baselines api --port P --json FILE
@@ -21,7 +20,6 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 
 from bench.workload import body_for
@@ -67,38 +65,6 @@ async def kafka_loop(
         await consumer.stop()
         await producer.stop()
     return {"events": done, "seconds": elapsed, "per_s": done / elapsed if elapsed else 0.0}
-
-
-async def http_posts(url: str, events: int, concurrency: int) -> dict[str, Any]:
-    """The same bodies the executor's runs render, POSTed with the same concurrency over keep-alive HTTPS."""
-    limits = httpx.Limits(max_connections=500, max_keepalive_connections=100)
-    context = ssl.create_default_context()  # SSL_CERT_FILE names the bench CA, as for the executor
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(events):
-        queue.put_nowait(i)
-    failures = 0
-
-    async def worker(client: httpx.AsyncClient) -> None:
-        nonlocal failures
-        while True:
-            try:
-                i = queue.get_nowait()
-            except asyncio.QueueEmpty:
-                return
-            reply = await client.post(
-                url,
-                content=body_for(i),
-                headers={"Content-Type": "application/json", "Idempotency-Key": f"wf-run-{i}-step-1"},
-            )
-            if reply.status_code != 200:
-                failures += 1
-
-    async with httpx.AsyncClient(verify=context, limits=limits, timeout=30.0) as client:
-        await client.post(url, content=body_for(0))  # one connection up before the clock starts
-        started = time.perf_counter()
-        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    return {"events": events, "seconds": elapsed, "per_s": events / elapsed, "failures": failures}
 
 
 # The bare pipeline's two statements per batch: claim (returning what the body needs), then the step's log,
@@ -287,22 +253,13 @@ def serve_api(port: int, json_file: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="which", required=True)
-    kafka = sub.add_parser("kafka")
-    kafka.add_argument("--bootstrap", required=True)
-    kafka.add_argument("--topic", required=True)
-    kafka.add_argument("--out-topic", required=True)
-    kafka.add_argument("--events", type=int, required=True)
-    kafka.add_argument("--max-records", type=int, default=Settings().dispatcher_batch_max)
-    tuned = sub.add_parser("kafka-tuned")
-    tuned.add_argument("--bootstrap", required=True)
-    tuned.add_argument("--topic", required=True)
-    tuned.add_argument("--out-topic", required=True)
-    tuned.add_argument("--events", type=int, required=True)
-    tuned.add_argument("--max-records", type=int, default=Settings().dispatcher_batch_max)
-    http = sub.add_parser("http")
-    http.add_argument("--url", required=True)
-    http.add_argument("--events", type=int, required=True)
-    http.add_argument("--concurrency", type=int, required=True)
+    for loop in ("kafka", "kafka-tuned"):
+        kafka = sub.add_parser(loop)
+        kafka.add_argument("--bootstrap", required=True)
+        kafka.add_argument("--topic", required=True)
+        kafka.add_argument("--out-topic", required=True)
+        kafka.add_argument("--events", type=int, required=True)
+        kafka.add_argument("--max-records", type=int, default=Settings().dispatcher_batch_max)
     bare = sub.add_parser("pipeline")
     bare.add_argument("--database", required=True)
     bare.add_argument("--bootstrap", required=True)
@@ -335,8 +292,6 @@ def main() -> None:
                 args.concurrency,
             )
         )
-    elif args.which == "http":
-        result = asyncio.run(http_posts(args.url, args.events, args.concurrency))
     else:
         serve_api(args.port, args.json)
         return
