@@ -15,7 +15,6 @@ config model and ``perform``.
 from __future__ import annotations
 
 import json
-import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -271,11 +270,7 @@ async def upload_box(
 ) -> ActionResult:
     if credential is None:
         raise permanent("Box upload needs a Box credential")
-    folder_id = stripped(str(config.folder_id)) or "0"
-    if not re.fullmatch(r"\d{1,20}", folder_id):
-        raise permanent(
-            f"Action config has an invalid 'folderId' {folder_id[:40]!r}: expected a numeric Box folder id"
-        )
+    folder_id = config.folder_id  # numeric: the config model checks it at save and once rendered
     name = safe_single_name(stripped(config.filename))
     data = encode_content(step.content)
     where = f"{folder_id}/{name}"

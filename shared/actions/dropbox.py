@@ -62,7 +62,6 @@ class UploadDropboxConfig(ActionConfig):
 
 
 WHAT = "Dropbox credential"
-_WRITE_MODES = ("add", "overwrite")
 
 
 def _json(reply: HttpReply) -> dict[str, Any]:
@@ -99,9 +98,7 @@ async def upload_dropbox(
     if credential is None:
         raise permanent("Dropbox upload needs a Dropbox credential")
     target = join_remote_path(config.target_path or "/", config.filename or None)
-    mode = (config.write_mode or "add").strip().lower()
-    if mode not in _WRITE_MODES:
-        raise permanent(f'Action config has an invalid \'writeMode\' {mode!r} (use "add" or "overwrite")')
+    mode = config.write_mode  # "add" or "overwrite": the config model checks and lower-cases it
     data = encode_content(step.content)
     # ensure_ascii: HTTP header values must be ASCII; Dropbox decodes the \\u escapes.
     api_arg = json.dumps({"path": target.path, "mode": mode, "autorename": False}, ensure_ascii=True)

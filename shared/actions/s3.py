@@ -105,7 +105,6 @@ class UploadS3Config(ActionConfig):
 
 
 WHAT = "AWS S3 credential"
-_SSE_VALUES = ("AES256", "aws:kms", "aws:kms:dsse")
 _PERMANENT_CODES = frozenset(
     {
         "AccessDenied",
@@ -244,18 +243,12 @@ async def upload_s3(
     key = safe_object_key(stripped(config.s3_key), what="S3 key")
     content_type = stripped(config.content_type) or "text/plain"
     extra: dict[str, Any] = {}
-    sse = stripped(config.server_side_encryption)
-    if sse is not None:
-        if sse not in _SSE_VALUES:
-            raise permanent(
-                f"Action config has an invalid 'serverSideEncryption' {sse!r} (use AES256 or aws:kms)"
-            )
-        extra["ServerSideEncryption"] = sse
-    kms_key_id = stripped(config.kms_key_id)
-    if kms_key_id is not None:
-        if not sse or not sse.startswith("aws:kms"):
-            raise permanent("Action config sets 'kmsKeyId' without serverSideEncryption \"aws:kms\"")
-        extra["SSEKMSKeyId"] = kms_key_id
+    # The config model allows only AES256 or aws:kms, and kmsKeyId only with aws:kms (checked at save
+    # and again once rendered), so the values go to S3 as they are.
+    if config.server_side_encryption is not None:
+        extra["ServerSideEncryption"] = config.server_side_encryption
+    if config.kms_key_id is not None:
+        extra["SSEKMSKeyId"] = config.kms_key_id
     data = encode_content(step.content)
     location = f"s3://{bucket}/{key}"
 
