@@ -170,7 +170,7 @@ def _theme_color(value: str) -> str:
 
 class TeamsConfig(_WebhookConfig):
     title: OneLineText | None = None
-    theme_color: Annotated[str, as_text(_theme_color)] = "0076D7"
+    theme_color: Annotated[str, as_text(_theme_color)] = "0076D7"  # Teams' own blue
     webhook_url: Annotated[str, as_text(_host_rules("teams"))] | None = None
 
 
@@ -195,7 +195,6 @@ class DiscordConfig(_WebhookConfig):
 # --- perform ----------------------------------------------------------------------------------------
 
 DEFAULT_TEAMS_SUMMARY = "Workflow notification"
-DEFAULT_THEME_COLOR = "0076D7"
 DISCORD_MAX_CONTENT = 2000
 ADAPTIVE_CARD_TYPE = "application/vnd.microsoft.card.adaptive"
 
@@ -213,12 +212,11 @@ async def send_teams(
         payload = {"type": "message", "attachments": [{"contentType": ADAPTIVE_CARD_TYPE, "content": card}]}
     else:
         title = config.title
-        color = (config.theme_color or DEFAULT_THEME_COLOR).lstrip("#")
         payload = {
             "@type": "MessageCard",
             "@context": "https://schema.org/extensions",
             "summary": title or DEFAULT_TEAMS_SUMMARY,
-            "themeColor": color,
+            "themeColor": config.theme_color,  # hex without "#", as the model normalises it
         }
         if title:
             payload["title"] = title

@@ -10,6 +10,7 @@ import pytest
 
 from services.executor.actions.base import ActionDeps, ActionError
 from services.executor.registry import ACTIONS
+from shared.actions.configs import coerce_rendered
 from shared.enums import ActionType
 from tests.actions.conftest import loopback_guard, make_ctx, make_deps
 from tests.peers.https_server import HttpsPeer, Reply
@@ -45,12 +46,10 @@ def ctx(action: ActionType, content: str, *, credential: dict[str, Any] | None =
 
 async def test_teams_message_card(peer: HttpsPeer, deps: ActionDeps) -> None:
     peer.reply("POST", "/webhookb2/abc/IncomingWebhook/def/secret-teams", Reply(200, "1"))
+    # As rendered and checked by the engine: the model turns "#ff0000" into the "FF0000" Teams expects.
+    config = coerce_rendered(ActionType.SendTeamsMessage, {"title": "Call 1001", "themeColor": "#ff0000"})
     context = ctx(
-        ActionType.SendTeamsMessage,
-        "Line one\nLine two",
-        credential={"webhookUrl": TEAMS_URL},
-        title="Call 1001",
-        themeColor="#FF0000",
+        ActionType.SendTeamsMessage, "Line one\nLine two", credential={"webhookUrl": TEAMS_URL}, **config
     )
     result = await send_teams(context, deps)
 
