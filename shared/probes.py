@@ -10,16 +10,12 @@ from __future__ import annotations
 
 import os
 import time
-from contextvars import ContextVar
 from typing import TextIO
 
 _PATH = os.environ.get("WF_STAGE_LOG", "")
 # Line-buffered: one write(2) per stamp, appended atomically beside the other processes' lines.
 _FILE: TextIO | None = open(_PATH, "a", buffering=1, encoding="utf-8") if _PATH else None
 ENABLED = _FILE is not None
-
-# The run the current task works on (set by the executor), for stamps taken deep inside an action.
-CURRENT_RUN: ContextVar[int | None] = ContextVar("probe_run", default=None)
 
 
 def stamp(stage: str, key: object) -> None:

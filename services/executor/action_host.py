@@ -20,12 +20,14 @@ from shared.config import ActionSection
 
 
 class ExecutorHost:
-    """Implements ``ActionHost`` for one step's ``ActionDeps``."""
+    """Implements ``ActionHost`` for one step's ``ActionDeps`` (``run_id``: whose step, for the
+    bench's stage stamps)."""
 
-    __slots__ = ("_deps",)
+    __slots__ = ("_deps", "_run_id")
 
-    def __init__(self, deps: ActionDeps) -> None:
+    def __init__(self, deps: ActionDeps, run_id: int | None = None) -> None:
         self._deps = deps
+        self._run_id = run_id
 
     @property
     def settings(self) -> ActionSection:
@@ -38,8 +40,7 @@ class ExecutorHost:
     async def http_request(self, method: str, url: str | httpx.URL, **options: Any) -> HttpReply:
         """``ActionHost.http_request`` (its keyword arguments are documented there) through this
         executor's egress guard."""
-        if probes.ENABLED:
-            probes.stamp("request.started", probes.CURRENT_RUN.get())
+        probes.stamp("request.started", self._run_id)
         return await http_request(self._deps.egress, method, url, **options)
 
     async def connect_socket(self, host: str, port: int, *, timeout: float, what: str) -> socket.socket:

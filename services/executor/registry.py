@@ -44,7 +44,7 @@ def performer(spec: ActionSpec[Any, Any]) -> Action:
     async def run(ctx: ActionContext, deps: ActionDeps) -> ActionResult:
         # ctx.config was checked and given its defaults by rendered_config: build the model, do not re-validate.
         config = built(spec.action_type, ctx.config)
-        return await perform(ExecutorHost(deps), ctx, config, _credential(spec, ctx.credential))
+        return await perform(ExecutorHost(deps, ctx.run_id), ctx, config, _credential(spec, ctx.credential))
 
     return run
 

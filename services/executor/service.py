@@ -97,9 +97,8 @@ class ExecutorService(ConsumerService):
         assert self.executor is not None
         assert self.producer is not None
         run_id = self._read(record)
-        if probes.ENABLED and isinstance(run_id, int):
+        if isinstance(run_id, int):
             probes.stamp("executor.fetched", run_id)
-            probes.CURRENT_RUN.set(run_id)
         delay = 0.5
         while True:
             metrics.IN_FLIGHT.set(self.loop.in_flight if self.loop else 0)
